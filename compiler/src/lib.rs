@@ -1,0 +1,7 @@
+//! The rtap compiler: DWARF resolution and eBPF code generation.
+//! Its output is plain data; it never touches the kernel.
+
+pub mod access;
+pub mod bpf;
+pub mod object;
+pub mod resolved;

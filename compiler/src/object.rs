@@ -1,0 +1,155 @@
+//! The compiler's output: plain data the runtime loads. Printable, snapshot-testable,
+//! and free of kernel handles.
+
+use crate::bpf::insn::Insn;
+use rtap_lang::printf::Format;
+use std::path::PathBuf;
+
+/// Index into [`BpfObject::maps`]. In instructions, a map reference is an
+/// `ld_imm64` with `src = BPF_PSEUDO_MAP_FD` and `imm = MapId`; the runtime
+/// replaces the id with the map's fd before loading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MapId(pub u32);
+
+/// Index into [`BpfObject::events`]; the first `u32` of every ring-buffer record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventId(pub u32);
+
+#[derive(Clone, Debug)]
+pub struct BpfObject {
+    pub programs: Vec<ProgramSpec>,
+    pub maps: Vec<MapSpec>,
+    pub events: Vec<EventSpec>,
+    /// The ring buffer every record goes through.
+    pub ringbuf: MapId,
+    /// Per-CPU array with one `u64` slot per [`Counter`], summed by the runtime.
+    pub counters: MapId,
+    /// Array of `u64` slots the runtime fills before attaching: see [`ConfigSlot`].
+    pub config: MapId,
+}
+
+/// Slots of the config map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ConfigSlot {
+    /// `target()`: the pid of `-c`/`-x`, or 0.
+    TargetPid = 0,
+}
+
+pub const CONFIG_SLOTS: u32 = 1;
+
+/// Slots of the per-CPU counters map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Counter {
+    /// Records that could not be reserved in the ring buffer.
+    LostRecords = 0,
+    /// Runtime errors raised in BPF (each also sends an error record when it can).
+    Errors = 1,
+    /// Probe hits skipped (e.g. MAXACTION exceeded).
+    Skipped = 2,
+}
+
+pub const COUNTER_SLOTS: u32 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// Uprobe/uretprobe programs (`BPF_PROG_TYPE_KPROBE`, attach type uprobe_multi); context is `pt_regs`.
+    Uprobe,
+    /// begin/end/error handlers, run once with `BPF_PROG_TEST_RUN` (`BPF_PROG_TYPE_RAW_TRACEPOINT`).
+    OneShot,
+    /// Timers (`BPF_PROG_TYPE_PERF_EVENT` on a software clock event).
+    PerfEvent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// One uprobe_multi link: every offset in one file.
+    Uprobe {
+        path: PathBuf,
+        /// File offsets (not virtual addresses).
+        offsets: Vec<u64>,
+        retprobe: bool,
+    },
+    Begin { seq: i64 },
+    End { seq: i64 },
+    Error { seq: i64 },
+    Timer { period_ns: u64, randomize_ns: u64, every_cpu: bool },
+}
+
+/// Where an instruction came from, for `-p3` and verifier errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceNote {
+    /// First instruction of the group.
+    pub insn: u32,
+    /// `file:line:col`.
+    pub location: String,
+    /// The script text of that line, trimmed.
+    pub text: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProgramSpec {
+    pub name: String,
+    pub kind: ProgramKind,
+    /// The probe point as SystemTap prints it (`pp()`).
+    pub probe_point: String,
+    pub attach: Attach,
+    pub insns: Vec<Insn>,
+    /// Sorted by `insn`.
+    pub notes: Vec<SourceNote>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    Hash,
+    Array,
+    PercpuHash,
+    PercpuArray,
+    RingBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapSpec {
+    pub name: String,
+    pub kind: MapKind,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+/// One field of a record, at a byte offset from the record start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    /// 8-byte native-endian integer.
+    Long,
+    /// NUL-terminated string in a slot of `cap` bytes.
+    Str { cap: u32 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub offset: u32,
+    pub kind: FieldKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Format the fields with a printf format.
+    Printf(Format),
+    /// A runtime error raised in BPF: message and script location.
+    Error { message: String, location: String },
+    /// `exit()` was called.
+    Exit,
+}
+
+/// Byte layout of one record kind. Every record starts with an 8-byte header:
+/// the `u32` event id, then 4 reserved bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSpec {
+    pub kind: EventKind,
+    pub size: u32,
+    pub fields: Vec<Field>,
+}
+
+pub const RECORD_HEADER: u32 = 8;
