@@ -1,1 +1,183 @@
-fn main() {}
+//! The data-driven test runner: one trial per case file under `tests/cases/<layer>/`.
+//! `UPDATE_EXPECT=1` rewrites the expected files.
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use rtap_tests::{bpf_unavailable, cases_dir, expect_file, fixture_dir, header, must_not_skip};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    trials.extend(layer("parse", "rtap", "out", |text, name| {
+        Ok(rtap_lang::testing::run_parse_case(text, name))
+    }));
+    trials.extend(layer("check", "rtap", "out", |text, name| {
+        Ok(rtap_lang::testing::run_check_case(text, name))
+    }));
+    trials.extend(layer("codegen", "rtap", "bpf", |text, name| {
+        Ok(rtap_compiler::bpf::testing::run_codegen_case(text, name))
+    }));
+    trials.extend(layer("list", "args", "out", list_case));
+    trials.extend(run_cases());
+    libtest_mimic::run(&args, trials).exit();
+}
+
+type CaseFn = fn(&str, &str) -> Result<String, String>;
+
+/// Cases of one layer: `NAME.<ext>` → `NAME.<out>`.
+fn layer(dir: &str, ext: &str, out: &'static str, f: CaseFn) -> Vec<Trial> {
+    case_files(dir, ext)
+        .into_iter()
+        .map(|path| {
+            let name = format!("{dir}::{}", stem(&path));
+            Trial::test(name, move || {
+                let text = read(&path)?;
+                let file = path.file_name().unwrap().to_string_lossy().into_owned();
+                let actual = f(&text, &file).map_err(Failed::from)?;
+                expect_file(&path.with_extension(out), &actual).map_err(Failed::from)
+            })
+        })
+        .collect()
+}
+
+fn case_files(dir: &str, ext: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(cases_dir().join(dir)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    files
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+fn read(p: &Path) -> Result<String, Failed> {
+    std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()).into())
+}
+
+/// The `rtap` binary built next to this test executable.
+fn rtap_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("rtap"))
+        .ok_or("cannot locate the target directory")?;
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "`{}` is missing: run `cargo build --workspace` before the tests",
+            bin.display()
+        ))
+    }
+}
+
+/// A private copy of a fixture, so no other test's uprobes fire in it.
+fn fixture_copy(name: &str, opt: &str, case: &str) -> Result<PathBuf, String> {
+    let src = fixture_dir().join(format!("{name}{opt}"));
+    let dir = std::env::temp_dir().join(format!("rtap-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dst = dir.join(format!("{case}{opt}"));
+    std::fs::copy(&src, &dst).map_err(|e| format!("cannot copy fixture {}: {e}", src.display()))?;
+    Ok(dst)
+}
+
+/// `-l`/`-L` cases: `# fixture: NAME -O2` and the probe point on the first other line,
+/// with `@FIXTURE@` standing for the fixture's path in input and output.
+fn list_case(text: &str, file: &str) -> Result<String, String> {
+    let fx = header(text, "fixture").ok_or("missing `# fixture:` header")?;
+    let (name, opt) = fx.split_once(' ').unwrap_or((fx.as_str(), "-O0"));
+    let path = fixture_copy(name, opt, &file.replace('.', "_"))?;
+    let flag = header(text, "flag").unwrap_or_else(|| "-L".into());
+    let pp = text
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .ok_or("missing probe point line")?
+        .replace("@FIXTURE@", &path.to_string_lossy());
+    let out = Command::new(rtap_binary()?)
+        .arg(&flag)
+        .arg(&pp)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&path);
+    Ok(render_run(&out, &path))
+}
+
+fn render_run(out: &std::process::Output, fixture: &Path) -> String {
+    let fx = fixture.to_string_lossy();
+    let mut s = String::from_utf8_lossy(&out.stdout).replace(&*fx, "@FIXTURE@");
+    if !out.stderr.is_empty() {
+        s.push_str("--- stderr\n");
+        s.push_str(&String::from_utf8_lossy(&out.stderr).replace(&*fx, "@FIXTURE@"));
+    }
+    match out.status.code() {
+        Some(0) => {}
+        Some(c) => s.push_str(&format!("--- exit {c}\n")),
+        None => s.push_str("--- killed by a signal\n"),
+    }
+    s
+}
+
+/// End-to-end cases: `run/NAME.rtap` with headers `# fixture: NAME -O0 -O2` and
+/// `# command: @FIXTURE@ ARGS`; the script runs for real under `rtap -c` and its
+/// output must equal `NAME.out` for every optimisation level listed.
+fn run_cases() -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for path in case_files("run", "rtap") {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let fx = header(&text, "fixture").unwrap_or_default();
+        let mut words = fx.split_whitespace();
+        let name = words.next().unwrap_or("").to_string();
+        let opts: Vec<String> = words.map(str::to_string).collect();
+        let opts = if opts.is_empty() {
+            vec!["-O0".to_string()]
+        } else {
+            opts
+        };
+        for opt in opts {
+            let trial_name = format!("run::{}{opt}", stem(&path));
+            let path = path.clone();
+            let name = name.clone();
+            let skip = bpf_unavailable();
+            let trial = Trial::test(trial_name, move || {
+                if let Some(why) = &skip {
+                    if must_not_skip() {
+                        return Err(format!("CI=true but BPF is unavailable: {why}").into());
+                    }
+                }
+                run_case(&path, &name, &opt)
+            });
+            trials.push(match bpf_unavailable() {
+                Some(_) if !must_not_skip() => trial.with_ignored_flag(true),
+                _ => trial,
+            });
+        }
+    }
+    trials
+}
+
+fn run_case(path: &Path, fixture: &str, opt: &str) -> Result<(), Failed> {
+    let text = read(path)?;
+    let case = stem(path);
+    let fx = fixture_copy(fixture, opt, &case)?;
+    let fxs = fx.to_string_lossy();
+    let script = text.replace("@FIXTURE@", &fxs);
+    let command = header(&text, "command")
+        .unwrap_or_else(|| "@FIXTURE@".into())
+        .replace("@FIXTURE@", &fxs);
+    let mut cmd = Command::new(rtap_binary()?);
+    cmd.arg("-e").arg(&script).arg("-c").arg(&command);
+    if let Some(extra) = header(&text, "rtap-args") {
+        cmd.args(extra.split_whitespace());
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&fx);
+    expect_file(&path.with_extension("out"), &render_run(&out, &fx)).map_err(Failed::from)
+}

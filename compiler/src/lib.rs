@@ -3,5 +3,9 @@
 
 pub mod access;
 pub mod bpf;
+pub mod driver;
+pub mod dwarf;
+pub mod list;
 pub mod object;
+pub mod resolve;
 pub mod resolved;

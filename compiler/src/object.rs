@@ -26,6 +26,35 @@ pub struct BpfObject {
     pub counters: MapId,
     /// Array of `u64` slots the runtime fills before attaching: see [`ConfigSlot`].
     pub config: MapId,
+    /// One per script global, in declaration order (`GlobalId` order).
+    pub globals: Vec<GlobalSpec>,
+}
+
+/// Where a script global lives and how its bytes read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GlobalSpec {
+    pub name: String,
+    pub map: MapId,
+    /// Packed key fields of an array (offsets into the key); empty for a
+    /// scalar, whose map is an array with the single key `0u32`.
+    pub keys: Vec<Field>,
+    pub value: GlobalValue,
+    /// A literal the runtime writes into a scalar before `begin` runs.
+    pub init: Option<rtap_lang::hir::Literal>,
+    /// Written but never read: printed at exit.
+    pub auto_print: bool,
+}
+
+/// The value bytes of a global's map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalValue {
+    /// 8-byte native-endian integer.
+    Long,
+    /// NUL-terminated string in `cap` bytes.
+    Str { cap: u32 },
+    /// Per-CPU `u64 count, sum; i64 min, max` (32 bytes); min/max are
+    /// meaningful only when count is non-zero. The runtime merges CPUs.
+    Stats,
 }
 
 /// Slots of the config map.
@@ -34,9 +63,12 @@ pub struct BpfObject {
 pub enum ConfigSlot {
     /// `target()`: the pid of `-c`/`-x`, or 0.
     TargetPid = 0,
+    /// `CLOCK_REALTIME − CLOCK_BOOTTIME` in ns, measured by the runtime at start:
+    /// `gettimeofday_*()` is `bpf_ktime_get_boot_ns()` plus this.
+    RealtimeOffsetNs = 1,
 }
 
-pub const CONFIG_SLOTS: u32 = 1;
+pub const CONFIG_SLOTS: u32 = 2;
 
 /// Slots of the per-CPU counters map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,10 +103,20 @@ pub enum Attach {
         offsets: Vec<u64>,
         retprobe: bool,
     },
-    Begin { seq: i64 },
-    End { seq: i64 },
-    Error { seq: i64 },
-    Timer { period_ns: u64, randomize_ns: u64, every_cpu: bool },
+    Begin {
+        seq: i64,
+    },
+    End {
+        seq: i64,
+    },
+    Error {
+        seq: i64,
+    },
+    Timer {
+        period_ns: u64,
+        randomize_ns: u64,
+        every_cpu: bool,
+    },
 }
 
 /// Where an instruction came from, for `-p3` and verifier errors.
@@ -137,7 +179,9 @@ pub struct Field {
 pub enum EventKind {
     /// Format the fields with a printf format.
     Printf(Format),
-    /// A runtime error raised in BPF: message and script location.
+    /// A runtime error raised in BPF: message and script location. The record
+    /// is 16 bytes; when `fields` holds a `Long` (the faulting address), the
+    /// text `{addr}` in `message` stands for it, printed as `0x…` hex.
     Error { message: String, location: String },
     /// `exit()` was called.
     Exit,

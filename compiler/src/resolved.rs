@@ -30,9 +30,15 @@ pub struct ResolvedProbe {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Site {
     Uprobe(UprobeSite),
-    Begin { seq: i64 },
-    End { seq: i64 },
-    Error { seq: i64 },
+    Begin {
+        seq: i64,
+    },
+    End {
+        seq: i64,
+    },
+    Error {
+        seq: i64,
+    },
     Never,
     Timer {
         period_ns: u64,

@@ -109,12 +109,20 @@ impl<'a> Files<'a> for Adapter<'a> {
     }
 
     fn line_index(&'a self, id: u32, byte_index: usize) -> Result<usize, FilesError> {
-        let f = self.0.files.get(id as usize).ok_or(FilesError::FileMissing)?;
+        let f = self
+            .0
+            .files
+            .get(id as usize)
+            .ok_or(FilesError::FileMissing)?;
         Ok(f.line_col(byte_index as u32).0 as usize - 1)
     }
 
     fn line_range(&'a self, id: u32, line_index: usize) -> Result<Range<usize>, FilesError> {
-        let f = self.0.files.get(id as usize).ok_or(FilesError::FileMissing)?;
+        let f = self
+            .0
+            .files
+            .get(id as usize)
+            .ok_or(FilesError::FileMissing)?;
         let text = &f.text;
         let mut start = 0usize;
         for _ in 0..line_index {
@@ -128,7 +136,9 @@ impl<'a> Files<'a> for Adapter<'a> {
                 }
             }
         }
-        let end = text[start..].find('\n').map_or(text.len(), |i| start + i + 1);
+        let end = text[start..]
+            .find('\n')
+            .map_or(text.len(), |i| start + i + 1);
         Ok(start..end)
     }
 }
@@ -136,7 +146,10 @@ impl<'a> Files<'a> for Adapter<'a> {
 /// Renders diagnostics rustc-style (`error: …`, ` --> file:line:col`, source line, caret), without colour.
 pub fn render(sources: &SourceMap, diags: &[Diagnostic]) -> String {
     let files = Adapter(sources);
-    let config = term::Config::default();
+    let config = term::Config {
+        chars: term::Chars::ascii(),
+        ..term::Config::default()
+    };
     let mut out = String::new();
     for d in diags {
         let severity = match d.severity {

@@ -110,12 +110,21 @@ pub struct ProbePoint {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProbeKind {
-    Begin { seq: i64 },
-    End { seq: i64 },
-    Error { seq: i64 },
+    Begin {
+        seq: i64,
+    },
+    End {
+        seq: i64,
+    },
+    Error {
+        seq: i64,
+    },
     Never,
     /// Period in nanoseconds; `randomize` in nanoseconds too.
-    Timer { period_ns: u64, randomize_ns: u64 },
+    Timer {
+        period_ns: u64,
+        randomize_ns: u64,
+    },
     TimerHz(u64),
     TimerProfile,
     Process(ProcessProbe),
@@ -190,6 +199,10 @@ pub struct Stmt {
 }
 
 #[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "statements are built once; boxing would change the contract"
+)]
 pub enum StmtKind {
     Expr(Expr),
     Block(Block),
@@ -253,7 +266,10 @@ pub enum SortBy {
 pub enum DeleteTarget {
     Global(GlobalId),
     Local(LocalId),
-    Element { array: GlobalId, keys: Vec<Expr> },
+    Element {
+        array: GlobalId,
+        keys: Vec<Expr>,
+    },
     Slice {
         array: GlobalId,
         keys: Vec<Option<Expr>>,

@@ -63,7 +63,10 @@ impl SourceFile {
         let line = self.line_starts.partition_point(|&s| s <= pos) - 1;
         let start = self.line_starts[line] as usize;
         let end = (pos as usize).min(self.text.len());
-        let col = self.text.get(start..end).map_or(end - start, |s| s.chars().count());
+        let col = self
+            .text
+            .get(start..end)
+            .map_or(end - start, |s| s.chars().count());
         (line as u32 + 1, col as u32 + 1)
     }
 }
@@ -98,7 +101,9 @@ impl SourceMap {
     /// The text a span covers.
     pub fn snippet(&self, span: Span) -> &str {
         let f = self.file(span.file);
-        f.text.get(span.start as usize..span.end as usize).unwrap_or("")
+        f.text
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or("")
     }
 }
 

@@ -1,1 +1,7 @@
-//! placeholder
+//! The rtap runtime: loads a compiled [`BpfObject`](rtap_compiler::object::BpfObject),
+//! attaches it, consumes its records and prints them. It never sees the AST.
+
+pub mod events;
+pub mod format;
+pub mod kernel;
+pub mod session;

@@ -1,1 +1,162 @@
-fn main() {}
+//! The `rtap` command line; the only place that uses anyhow.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use rtap_compiler::driver::{self, Stage};
+use rtap_lang::span::{SourceFile, SourceMap};
+use rtap_runtime::session::{self, SessionOptions};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// A SystemTap-style tracer: compiles a probe script to eBPF and runs it.
+#[derive(Parser, Debug)]
+#[command(name = "rtap", version, about, disable_help_subcommand = true)]
+struct Cli {
+    /// Run this script text instead of a script file.
+    #[arg(short = 'e', value_name = "SCRIPT")]
+    script_text: Option<String>,
+    /// List matching probe points.
+    #[arg(short = 'l', value_name = "PROBE", conflicts_with = "list_vars")]
+    list: Option<String>,
+    /// List matching probe points with their variables.
+    #[arg(short = 'L', value_name = "PROBE")]
+    list_vars: Option<String>,
+    /// Start CMD with the probes armed; stop when it exits.
+    #[arg(short = 'c', value_name = "CMD")]
+    command: Option<String>,
+    /// Set `target()` to PID and trace only that process.
+    #[arg(short = 'x', value_name = "PID")]
+    pid: Option<u32>,
+    /// Write output to FILE.
+    #[arg(short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Stop after SECS seconds.
+    #[arg(short = 'T', value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Stop after pass N: 1 parse, 2 check, 3 code generation.
+    #[arg(short = 'p', value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
+    pass: Option<u8>,
+    /// Set a limit: MAXSTRINGLEN, MAXMAPENTRIES, MAXACTION, MAXERRORS.
+    #[arg(short = 'D', value_name = "NAME=VALUE")]
+    defines: Vec<String>,
+    /// Print listings as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The script file (`-` for stdin), then script arguments; with `-e`, all are arguments.
+    #[arg(trailing_var_arg = true)]
+    rest: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    if let Some(pp) = cli.list.as_deref().or(cli.list_vars.as_deref()) {
+        return list(pp, cli.list_vars.is_some(), cli.json);
+    }
+    let mut opts = driver::Options::default();
+    let mut max_errors = 0;
+    for d in &cli.defines {
+        let (name, value) = d
+            .split_once('=')
+            .with_context(|| format!("`-D {d}` needs the form NAME=VALUE"))?;
+        let v: u64 = value
+            .parse()
+            .with_context(|| format!("`-D {name}` needs a number, not `{value}`"))?;
+        match name {
+            "MAXSTRINGLEN" => opts.codegen.max_string_len = v as u32,
+            "MAXMAPENTRIES" => opts.codegen.max_map_entries = v as u32,
+            "MAXACTION" => opts.codegen.max_action = v as u32,
+            "MAXERRORS" => max_errors = v,
+            _ => bail!("unknown limit `{name}` in `-D`"),
+        }
+    }
+
+    let (name, text, args) = match cli.script_text {
+        Some(t) => ("<input>".to_string(), t, cli.rest),
+        None => {
+            let mut rest = cli.rest.into_iter();
+            let Some(path) = rest.next() else {
+                bail!("no script given: pass a script file, `-` for stdin, or `-e SCRIPT`");
+            };
+            let text = if path == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("cannot read the script from stdin")?;
+                s
+            } else {
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read script `{path}`"))?
+            };
+            (path, text, rest.collect())
+        }
+    };
+    let mut sources = SourceMap::default();
+    let file = sources.add(SourceFile::new(name, text));
+    let stage = match cli.pass {
+        Some(1) => Stage::Parse,
+        Some(2) => Stage::Check,
+        Some(_) => Stage::Codegen,
+        None => Stage::Codegen,
+    };
+    let compiled = driver::compile(&sources, file, &args, stage, &opts);
+    let (out, warnings) = match compiled {
+        Ok(v) => v,
+        Err(diags) => {
+            eprint!("{}", rtap_lang::diag::render(&sources, &diags));
+            return Ok(1);
+        }
+    };
+    if !warnings.is_empty() {
+        eprint!("{}", rtap_lang::diag::render(&sources, &warnings));
+    }
+    let obj = match out {
+        driver::Output::Text(t) => {
+            print!("{t}");
+            return Ok(0);
+        }
+        driver::Output::Object(obj) => obj,
+    };
+    if cli.pass.is_some() {
+        print!("{}", rtap_compiler::bpf::disassemble(&obj));
+        return Ok(0);
+    }
+    let session = SessionOptions {
+        command: cli.command,
+        pid: cli.pid,
+        output: cli.output,
+        timeout: cli.timeout.map(Duration::from_secs_f64),
+        max_errors,
+    };
+    let outcome = session::run(&obj, &session)?;
+    Ok(outcome.exit_code() as u8)
+}
+
+fn list(pp: &str, with_vars: bool, json: bool) -> Result<u8> {
+    let lines = match driver::list(pp, with_vars) {
+        Ok(lines) => lines,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(1);
+        }
+    };
+    if json {
+        println!("{}", driver::listing_json(&lines));
+    } else {
+        for l in &lines {
+            println!("{l}");
+        }
+    }
+    // SystemTap exits 1 when nothing matches.
+    Ok(u8::from(lines.is_empty()))
+}

@@ -1,0 +1,536 @@
+//! Code generation entry point: one program per concrete probe site, the shared maps, record layouts and error paths.
+
+use super::emit::{frame_off, Arena, Emitter, Label};
+use super::insn::*;
+use crate::object::*;
+use crate::resolved::{ResolvedProbe, ResolvedProgram, Site};
+use rtap_lang::diag::Diagnostic;
+use rtap_lang::hir::{self, FuncId, Type};
+use rtap_lang::span::{SourceMap, Span};
+
+pub type R<T> = Result<T, Diagnostic>;
+
+/// Limits that SystemTap lets users change with `-D`.
+#[derive(Clone, Debug)]
+pub struct CodegenOptions {
+    /// `MAXSTRINGLEN`: bytes of every string value, NUL included.
+    pub max_string_len: u32,
+    /// `MAXMAPENTRIES`: entries of an array declared without a size.
+    pub max_map_entries: u32,
+    /// `MAXACTION`: loop iterations per probe hit (×10 in begin/end/error).
+    pub max_action: u32,
+}
+
+impl Default for CodegenOptions {
+    fn default() -> Self {
+        CodegenOptions {
+            max_string_len: 512,
+            max_map_entries: 2048,
+            max_action: 1000,
+        }
+    }
+}
+
+/// Ring buffer size: large enough for bursts of full-size string records.
+pub const RINGBUF_BYTES: u32 = 4 << 20;
+/// The BPF stack limit.
+pub const MAX_STACK: u32 = 512;
+/// Per-CPU map values are limited by the per-CPU allocator unit.
+pub const MAX_SCRATCH: u32 = 32 << 10;
+/// Size of every error record: header plus the faulting address.
+pub const ERROR_RECORD: u32 = 16;
+
+/// Compiles the resolved program into programs, maps and record layouts.
+pub fn codegen(
+    p: &ResolvedProgram,
+    sources: &SourceMap,
+    opts: &CodegenOptions,
+) -> Result<BpfObject, Vec<Diagnostic>> {
+    if opts.max_string_len < 16
+        || opts.max_string_len > 4096
+        || !opts.max_string_len.is_multiple_of(8)
+    {
+        return Err(vec![Diagnostic::bare(format!(
+            "`MAXSTRINGLEN` must be a multiple of 8 between 16 and 4096, not {}",
+            opts.max_string_len
+        ))]);
+    }
+    let mut sh = Shared::new(p.hir, sources, opts);
+    let mut diags = sh.declare_globals();
+    let mut programs = Vec::new();
+    let mut scratch_max = 8;
+    for (i, rp) in p.probes.iter().enumerate() {
+        let Some((kind, attach)) = program_kind(&rp.site) else {
+            continue;
+        };
+        let same_probe = p.probes[..i].iter().filter(|o| o.probe == rp.probe).count();
+        let name = format!("probe_{}_{}", rp.probe, same_probe);
+        let probe = &p.hir.probes[rp.probe];
+        let pp = match &rp.site {
+            Site::Uprobe(u) => u.pp.clone(),
+            _ => probe.points[rp.point].text.clone(),
+        };
+        let mut g = Gen::new(&mut sh, rp, kind, pp.clone());
+        match g.probe_body(probe) {
+            Ok((insns, notes, scratch)) => {
+                scratch_max = scratch_max.max(scratch);
+                programs.push(ProgramSpec {
+                    name,
+                    kind,
+                    probe_point: pp,
+                    attach,
+                    insns,
+                    notes,
+                });
+            }
+            Err(mut d) => diags.append(&mut d),
+        }
+    }
+    // The scratch value keeps one string of slack so appends at a variable offset stay in bounds.
+    let scratch_size = scratch_max + opts.max_string_len;
+    if scratch_size > MAX_SCRATCH {
+        diags.push(Diagnostic::bare(format!(
+            "string temporaries need {scratch_size} bytes of scratch space, more than {MAX_SCRATCH}"
+        )));
+    }
+    sh.maps[sh.scratch.0 as usize].value_size = scratch_size;
+    let mut seen = Vec::new();
+    diags.retain(|d| {
+        let new = !seen.contains(d);
+        if new {
+            seen.push(d.clone());
+        }
+        new
+    });
+    if diags.iter().any(|d| d.is_error()) {
+        return Err(diags);
+    }
+    Ok(BpfObject {
+        programs,
+        maps: sh.maps,
+        events: sh.events,
+        ringbuf: sh.ringbuf,
+        counters: sh.counters,
+        config: sh.config,
+        globals: sh.globals,
+    })
+}
+
+fn program_kind(site: &Site) -> Option<(ProgramKind, Attach)> {
+    Some(match site {
+        Site::Uprobe(u) => (
+            ProgramKind::Uprobe,
+            Attach::Uprobe {
+                path: u.path.clone(),
+                offsets: vec![u.offset],
+                retprobe: u.retprobe,
+            },
+        ),
+        Site::Begin { seq } => (ProgramKind::OneShot, Attach::Begin { seq: *seq }),
+        Site::End { seq } => (ProgramKind::OneShot, Attach::End { seq: *seq }),
+        Site::Error { seq } => (ProgramKind::OneShot, Attach::Error { seq: *seq }),
+        Site::Timer {
+            period_ns,
+            randomize_ns,
+            every_cpu,
+        } => (
+            ProgramKind::PerfEvent,
+            Attach::Timer {
+                period_ns: *period_ns,
+                randomize_ns: *randomize_ns,
+                every_cpu: *every_cpu,
+            },
+        ),
+        Site::Never => return None,
+    })
+}
+
+/// State shared by every program of one object.
+pub struct Shared<'a> {
+    pub hir: &'a hir::Program,
+    pub sources: &'a SourceMap,
+    pub opts: &'a CodegenOptions,
+    pub maps: Vec<MapSpec>,
+    pub events: Vec<EventSpec>,
+    pub globals: Vec<GlobalSpec>,
+    pub ringbuf: MapId,
+    pub counters: MapId,
+    pub config: MapId,
+    pub scratch: MapId,
+}
+
+impl<'a> Shared<'a> {
+    fn new(hir: &'a hir::Program, sources: &'a SourceMap, opts: &'a CodegenOptions) -> Self {
+        let mut sh = Shared {
+            hir,
+            sources,
+            opts,
+            maps: Vec::new(),
+            events: Vec::new(),
+            globals: Vec::new(),
+            ringbuf: MapId(0),
+            counters: MapId(0),
+            config: MapId(0),
+            scratch: MapId(0),
+        };
+        sh.ringbuf = sh.add_map("ringbuf", MapKind::RingBuf, 0, 0, RINGBUF_BYTES);
+        sh.counters = sh.add_map("counters", MapKind::PercpuArray, 4, 8, COUNTER_SLOTS);
+        sh.config = sh.add_map("config", MapKind::Array, 4, 8, CONFIG_SLOTS);
+        // Sized once every program is generated.
+        sh.scratch = sh.add_map("scratch", MapKind::PercpuArray, 4, 8, 1);
+        sh
+    }
+
+    pub fn add_map(&mut self, name: &str, kind: MapKind, key: u32, value: u32, n: u32) -> MapId {
+        self.maps.push(MapSpec {
+            name: name.to_string(),
+            kind,
+            key_size: key,
+            value_size: value,
+            max_entries: n,
+        });
+        MapId(self.maps.len() as u32 - 1)
+    }
+
+    /// Registers a record layout, sharing identical ones.
+    pub fn event(&mut self, spec: EventSpec) -> EventId {
+        if let Some(i) = self.events.iter().position(|e| *e == spec) {
+            return EventId(i as u32);
+        }
+        self.events.push(spec);
+        EventId(self.events.len() as u32 - 1)
+    }
+
+    pub fn location(&self, span: Span) -> String {
+        self.sources.location(span).to_string()
+    }
+}
+
+/// Where a local variable lives.
+#[derive(Clone, Copy, Debug)]
+pub enum Slot {
+    /// r10-relative.
+    Long(i16),
+    /// Offset in the scratch value (r7-relative).
+    Str(i16),
+}
+
+/// A string buffer: `cap` bytes at `base + off`.
+#[derive(Clone, Copy, Debug)]
+pub struct Buf {
+    pub base: Reg,
+    pub off: i16,
+    pub cap: u32,
+}
+
+/// Where an inlined function's `return` puts its value.
+#[derive(Clone, Copy, Debug)]
+pub enum RetDest {
+    Long(i16),
+    Str(Buf),
+    None,
+}
+
+pub struct FuncCtx {
+    pub ret: RetDest,
+    pub end: Label,
+}
+
+/// Generator for one program. Register conventions: r6 = context, r7 = scratch
+/// value, r8 = ring-buffer record while a printf fills it, r9 = action count.
+/// Before jumping to the error block, r9 = error event id and r8 = address.
+pub struct Gen<'a, 'b> {
+    pub sh: &'b mut Shared<'a>,
+    pub e: Emitter,
+    pub frame: Arena,
+    pub scratch: Arena,
+    pub probe: &'a ResolvedProbe,
+    pub kind: ProgramKind,
+    pub pp: String,
+    pub locals: Vec<Slot>,
+    pub loops: Vec<(Label, Label)>,
+    pub func: Option<FuncCtx>,
+    pub inlining: Vec<FuncId>,
+    pub exit_label: Label,
+    pub err_label: Label,
+    /// Where errors go inside `try`: the catch label and the message variable.
+    pub catch: Option<(Label, Option<Slot>)>,
+    pub max_action: u32,
+}
+
+/// SystemTap's message; this error is not caught by `try`.
+pub const MAXACTION_EXCEEDED: &str = "MAXACTION exceeded";
+
+/// r10-relative slot for map keys (a `u32`).
+pub const KEY_SLOT: i16 = -8;
+
+impl<'a, 'b> Gen<'a, 'b> {
+    fn new(
+        sh: &'b mut Shared<'a>,
+        probe: &'a ResolvedProbe,
+        kind: ProgramKind,
+        pp: String,
+    ) -> Self {
+        let mut e = Emitter::default();
+        let exit_label = e.label();
+        let err_label = e.label();
+        let max_action = match kind {
+            ProgramKind::OneShot => sh.opts.max_action.saturating_mul(10),
+            _ => sh.opts.max_action,
+        };
+        Gen {
+            sh,
+            e,
+            frame: Arena::new(8),
+            scratch: Arena::new(0),
+            probe,
+            kind,
+            pp,
+            locals: Vec::new(),
+            loops: Vec::new(),
+            func: None,
+            inlining: Vec::new(),
+            exit_label,
+            err_label,
+            catch: None,
+            max_action: max_action.min(i32::MAX as u32),
+        }
+    }
+
+    pub fn cap(&self) -> u32 {
+        self.sh.opts.max_string_len
+    }
+
+    pub fn hir(&self) -> &'a hir::Program {
+        self.sh.hir
+    }
+
+    fn probe_body(
+        &mut self,
+        probe: &'a hir::Probe,
+    ) -> Result<(Vec<Insn>, Vec<SourceNote>, u32), Vec<Diagnostic>> {
+        self.e.note(self.sh.sources, probe.span);
+        self.e.emit(Insn::mov64_reg(R6, R1));
+        self.e.emit(Insn::mov64_imm(R9, 0));
+        self.lookup_u32(self.sh.scratch, 0);
+        let exit = self.exit_label;
+        self.e.jmp_imm(Cond::Eq, R0, 0, exit);
+        self.e.emit(Insn::mov64_reg(R7, R0));
+        self.locals = self.alloc_locals(&probe.locals);
+        let mut diags = Vec::new();
+        // `probe PP if (cond)`: the handler runs only while the condition on globals holds.
+        if let Some(cond) = &probe.points[self.probe.point].condition {
+            let exit = self.exit_label;
+            if let Err(d) = self.branch(cond, exit, false) {
+                diags.push(d);
+            }
+        }
+        for s in &probe.body.stmts {
+            if let Err(d) = self.stmt(s) {
+                diags.push(d);
+            }
+        }
+        self.epilogue();
+        if self.frame.max > MAX_STACK {
+            diags.push(Diagnostic::error(
+                format!(
+                    "probe handler needs {} bytes of stack, more than {MAX_STACK}",
+                    self.frame.max
+                ),
+                probe.span,
+            ));
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        let e = std::mem::take(&mut self.e);
+        let (insns, notes) = e
+            .finish()
+            .map_err(|m| vec![Diagnostic::error(m, probe.span)])?;
+        Ok((insns, notes, self.scratch.max))
+    }
+
+    /// Allocates and zeroes the given locals (SystemTap locals start as 0 or "").
+    pub fn alloc_locals(&mut self, locals: &[hir::Local]) -> Vec<Slot> {
+        let cap = self.cap();
+        locals
+            .iter()
+            .map(|l| match l.ty {
+                Type::String => {
+                    let off = self.scratch.alloc(cap) as i16;
+                    self.e.emit(Insn::st_mem(Size::B, R7, off, 0));
+                    Slot::Str(off)
+                }
+                _ => {
+                    let off = frame_off(self.frame.alloc(8), 8);
+                    self.e.emit(Insn::st_mem(Size::DW, R10, off, 0));
+                    Slot::Long(off)
+                }
+            })
+            .collect()
+    }
+
+    /// An 8-byte r10-relative temporary; release with `frame.release(mark)`.
+    pub fn temp(&mut self) -> i16 {
+        frame_off(self.frame.alloc(8), 8)
+    }
+
+    /// A fresh string buffer in the scratch value.
+    pub fn scratch_buf(&mut self) -> Buf {
+        let cap = self.cap();
+        Buf {
+            base: R7,
+            off: self.scratch.alloc(cap) as i16,
+            cap,
+        }
+    }
+
+    /// `reg = imm`, in one or two slots.
+    pub fn ld_imm(&mut self, reg: Reg, v: i64) {
+        match i32::try_from(v) {
+            Ok(small) => self.e.emit(Insn::mov64_imm(reg, small)),
+            Err(_) => self.e.emit2(Insn::ld_imm64(reg, v)),
+        }
+    }
+
+    /// `reg = base + off`.
+    pub fn lea(&mut self, reg: Reg, base: Reg, off: i16) {
+        self.e.emit(Insn::mov64_reg(reg, base));
+        if off != 0 {
+            self.e.emit(Insn::add64_imm(reg, off as i32));
+        }
+    }
+
+    /// r0 = `bpf_map_lookup_elem(map, &key)` for a `u32` key.
+    pub fn lookup_u32(&mut self, map: MapId, key: u32) {
+        self.e
+            .emit(Insn::st_mem(Size::W, R10, KEY_SLOT, key as i32));
+        self.e.emit2(Insn::ld_map_fd(R1, map));
+        self.lea(R2, R10, KEY_SLOT);
+        self.e.emit(Insn::call(Helper::MapLookupElem));
+    }
+
+    /// Adds one to a per-CPU counter slot.
+    pub fn bump_counter(&mut self, c: Counter) {
+        self.lookup_u32(self.sh.counters, c as u32);
+        self.e.emit(Insn::jmp_imm(Cond::Eq, R0, 0, 2));
+        self.e.emit(Insn::mov64_imm(R1, 1));
+        self.e.emit(Insn::atomic_add64(R0, R1, 0));
+    }
+
+    /// The error event for a message at a span.
+    pub fn error_event(&mut self, message: &str, span: Span, with_addr: bool) -> EventId {
+        let location = self.sh.location(span);
+        let fields = if with_addr {
+            vec![Field {
+                offset: RECORD_HEADER,
+                kind: FieldKind::Long,
+            }]
+        } else {
+            Vec::new()
+        };
+        self.sh.event(EventSpec {
+            kind: EventKind::Error {
+                message: message.to_string(),
+                location,
+            },
+            size: ERROR_RECORD,
+            fields,
+        })
+    }
+
+    /// Raises a runtime error: counts it, reports it, and ends the handler.
+    /// `addr` is an r10-relative slot holding the faulting address.
+    pub fn raise(&mut self, message: &str, span: Span, addr: Option<i16>) {
+        if let Some((catch, var)) = self.catch {
+            if message != MAXACTION_EXCEEDED {
+                if let Some(Slot::Str(off)) = var {
+                    let text = message.replace(" at {addr}", "");
+                    let cap = self.cap();
+                    self.store_literal(&text, Buf { base: R7, off, cap });
+                }
+                self.e.goto(catch);
+                return;
+            }
+        }
+        let id = self.error_event(message, span, addr.is_some());
+        match addr {
+            Some(slot) => self.e.emit(Insn::ldx_mem(Size::DW, R8, R10, slot)),
+            None => self.e.emit(Insn::mov64_imm(R8, 0)),
+        }
+        self.e.emit(Insn::mov64_imm(R9, id.0 as i32));
+        let err = self.err_label;
+        self.e.goto(err);
+    }
+
+    /// Sends a header-only record (e.g. `exit()`); counts it as lost when the buffer is full.
+    pub fn header_record(&mut self, id: EventId) {
+        let done = self.e.label();
+        let lost = self.e.label();
+        self.reserve(RECORD_HEADER);
+        self.e.jmp_imm(Cond::Eq, R0, 0, lost);
+        self.e.emit(Insn::st_mem(Size::W, R0, 0, id.0 as i32));
+        self.e.emit(Insn::st_mem(Size::W, R0, 4, 0));
+        self.e.emit(Insn::mov64_reg(R1, R0));
+        self.e.emit(Insn::mov64_imm(R2, 0));
+        self.e.emit(Insn::call(Helper::RingbufSubmit));
+        self.e.goto(done);
+        self.e.bind(lost);
+        self.bump_counter(Counter::LostRecords);
+        self.e.bind(done);
+    }
+
+    /// r0 = `bpf_ringbuf_reserve(ringbuf, size, 0)`.
+    pub fn reserve(&mut self, size: u32) {
+        self.e.emit2(Insn::ld_map_fd(R1, self.sh.ringbuf));
+        self.e.emit(Insn::mov64_imm(R2, size as i32));
+        self.e.emit(Insn::mov64_imm(R3, 0));
+        self.e.emit(Insn::call(Helper::RingbufReserve));
+    }
+
+    /// Counts `n` actions and raises "MAXACTION exceeded" past the limit.
+    pub fn tick(&mut self, n: u32, span: Span) {
+        self.e.emit(Insn::add64_imm(R9, n.max(1) as i32));
+        let ok = self.e.label();
+        self.e.jmp_imm(Cond::Le, R9, self.max_action as i32, ok);
+        self.raise(MAXACTION_EXCEEDED, span, None);
+        self.e.bind(ok);
+    }
+
+    /// The normal exit, then the shared error block.
+    fn epilogue(&mut self) {
+        let exit = self.exit_label;
+        let err = self.err_label;
+        self.e.bind(exit);
+        self.e.emit(Insn::mov64_imm(R0, 0));
+        self.e.emit(Insn::exit());
+        if !self.e.is_referenced(err) {
+            return;
+        }
+        self.e.bind(err);
+        self.bump_counter(Counter::Errors);
+        let lost = self.e.label();
+        self.reserve(ERROR_RECORD);
+        self.e.jmp_imm(Cond::Eq, R0, 0, lost);
+        self.e.emit(Insn::stx_mem(Size::W, R0, R9, 0));
+        self.e.emit(Insn::st_mem(Size::W, R0, 4, 0));
+        self.e.emit(Insn::stx_mem(Size::DW, R0, R8, 8));
+        self.e.emit(Insn::mov64_reg(R1, R0));
+        self.e.emit(Insn::mov64_imm(R2, 0));
+        self.e.emit(Insn::call(Helper::RingbufSubmit));
+        self.e.goto(exit);
+        self.e.bind(lost);
+        self.bump_counter(Counter::LostRecords);
+        self.e.goto(exit);
+    }
+
+    /// "`X` is not supported yet".
+    pub fn unsupported(&self, what: &str, span: Span) -> Diagnostic {
+        Diagnostic::error(format!("`{what}` is not supported yet"), span)
+    }
+
+    /// "PHRASE is not supported yet", for phrases that carry their own backticks.
+    pub fn not_yet(&self, phrase: &str, span: Span) -> Diagnostic {
+        Diagnostic::error(format!("{phrase} is not supported yet"), span)
+    }
+}

@@ -1,0 +1,142 @@
+//! The `-p3` listing: maps, record layouts, and each program's instructions under their script lines.
+
+use super::insn::format_insn;
+use crate::object::*;
+use rtap_lang::printf::{ConvKind, Count, Format, Piece};
+use std::fmt::Write;
+
+/// Renders a parsed format back to printf syntax, escaping control characters.
+pub fn format_text(f: &Format) -> String {
+    let mut s = String::new();
+    for p in &f.pieces {
+        match p {
+            Piece::Text(t) => {
+                for c in t.chars() {
+                    match c {
+                        '%' => s.push_str("%%"),
+                        '\n' => s.push_str("\\n"),
+                        '\t' => s.push_str("\\t"),
+                        '"' => s.push_str("\\\""),
+                        '\\' => s.push_str("\\\\"),
+                        c => s.push(c),
+                    }
+                }
+            }
+            Piece::Conv(c) => {
+                s.push('%');
+                for (on, ch) in [
+                    (c.flags.left, '-'),
+                    (c.flags.plus, '+'),
+                    (c.flags.space, ' '),
+                    (c.flags.alt, '#'),
+                    (c.flags.zero, '0'),
+                ] {
+                    if on {
+                        s.push(ch);
+                    }
+                }
+                let count = |n: Count| match n {
+                    Count::Fixed(n) => n.to_string(),
+                    Count::Star => "*".to_string(),
+                };
+                if let Some(w) = c.width {
+                    s.push_str(&count(w));
+                }
+                if let Some(p) = c.precision {
+                    s.push('.');
+                    s.push_str(&count(p));
+                }
+                s.push(match c.kind {
+                    ConvKind::Signed => 'd',
+                    ConvKind::Unsigned => 'u',
+                    ConvKind::Octal => 'o',
+                    ConvKind::HexLower => 'x',
+                    ConvKind::HexUpper => 'X',
+                    ConvKind::Pointer => 'p',
+                    ConvKind::Char => 'c',
+                    ConvKind::Str => 's',
+                    ConvKind::Binary => 'b',
+                    ConvKind::Memory => 'm',
+                    ConvKind::MemoryHex => 'M',
+                });
+            }
+        }
+    }
+    s
+}
+
+fn field_text(f: &Field) -> String {
+    match f.kind {
+        FieldKind::Long => format!("long@{}", f.offset),
+        FieldKind::Str { cap } => format!("str[{cap}]@{}", f.offset),
+    }
+}
+
+/// The whole object as text: what `-p3` prints and what codegen snapshots hold.
+pub fn disassemble(obj: &BpfObject) -> String {
+    let mut out = String::new();
+    let name = |id: u32| {
+        obj.maps
+            .get(id as usize)
+            .map_or_else(|| format!("id:{id}"), |m| m.name.clone())
+    };
+    for (i, m) in obj.maps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "map {i} {}: {:?} key {} value {} entries {}",
+            m.name, m.kind, m.key_size, m.value_size, m.max_entries
+        );
+    }
+    for (i, e) in obj.events.iter().enumerate() {
+        let what = match &e.kind {
+            EventKind::Printf(f) => format!("printf \"{}\"", format_text(f)),
+            EventKind::Error { message, location } => format!("error \"{message}\" at {location}"),
+            EventKind::Exit => "exit".to_string(),
+        };
+        let fields: Vec<String> = e.fields.iter().map(field_text).collect();
+        let _ = writeln!(
+            out,
+            "event {i}: {what} size {} [{}]",
+            e.size,
+            fields.join(", ")
+        );
+    }
+    for p in &obj.programs {
+        let attach = match &p.attach {
+            Attach::Uprobe {
+                path,
+                offsets,
+                retprobe,
+            } => {
+                let offs: Vec<String> = offsets.iter().map(|o| format!("{o:#x}")).collect();
+                let kind = if *retprobe { "uretprobe" } else { "uprobe" };
+                format!("{kind} {} [{}]", path.display(), offs.join(", "))
+            }
+            Attach::Begin { seq } => format!("begin({seq})"),
+            Attach::End { seq } => format!("end({seq})"),
+            Attach::Error { seq } => format!("error({seq})"),
+            Attach::Timer {
+                period_ns,
+                randomize_ns,
+                every_cpu,
+            } => format!(
+                "timer every {period_ns}ns randomize {randomize_ns}ns{}",
+                if *every_cpu { " on every cpu" } else { "" }
+            ),
+        };
+        let _ = writeln!(out, "\nprogram {} ({:?}) {}", p.name, p.kind, p.probe_point);
+        let _ = writeln!(out, "  attach {attach}");
+        let mut notes = p.notes.iter().peekable();
+        let mut i = 0;
+        while i < p.insns.len() {
+            while let Some(n) = notes.next_if(|n| n.insn as usize <= i) {
+                let _ = writeln!(out, "; {}  {}", n.location, n.text);
+            }
+            let insn = &p.insns[i];
+            let next = p.insns.get(i + 1);
+            let _ = writeln!(out, "{i:5}: {}", format_insn(insn, next, &name));
+            i += if insn.is_ld_imm64() { 2 } else { 1 };
+        }
+    }
+    out
+}

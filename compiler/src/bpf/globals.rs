@@ -1,0 +1,362 @@
+//! Script globals: their maps, packed keys, element access, and statistics.
+
+use super::codegen::{Buf, Gen, Shared, R};
+use super::insn::*;
+use crate::object::*;
+use rtap_lang::diag::Diagnostic;
+use rtap_lang::hir::{Expr, GlobalId, LValue, StatOp, Type};
+use rtap_lang::span::Span;
+
+/// Bytes of a per-CPU stats value: count, sum, min, max.
+pub const STATS_VALUE: u32 = 32;
+const BPF_NOEXIST: i32 = 1;
+
+impl Shared<'_> {
+    /// One map per global; returns errors for globals that cannot be laid out.
+    pub fn declare_globals(&mut self) -> Vec<Diagnostic> {
+        let mut diags = Vec::new();
+        let cap = self.opts.max_string_len;
+        for g in &self.hir.globals {
+            if g.wrap {
+                diags.push(Diagnostic::error(
+                    format!("wrapping array `{}` (`%`) is not supported yet", g.name),
+                    g.span,
+                ));
+            }
+            let value = match g.ty {
+                Type::Long => GlobalValue::Long,
+                Type::String => GlobalValue::Str { cap },
+                Type::Stats => GlobalValue::Stats,
+            };
+            let value_size = match value {
+                GlobalValue::Long => 8,
+                GlobalValue::Str { cap } => cap,
+                GlobalValue::Stats => STATS_VALUE,
+            };
+            let mut keys = Vec::new();
+            let mut key_size = 0;
+            for k in &g.keys {
+                let (kind, size) = match k {
+                    Type::String => (FieldKind::Str { cap }, cap),
+                    _ => (FieldKind::Long, 8),
+                };
+                keys.push(Field {
+                    offset: key_size,
+                    kind,
+                });
+                key_size += size;
+            }
+            let stats = g.ty == Type::Stats;
+            let map = if keys.is_empty() {
+                let kind = if stats {
+                    MapKind::PercpuArray
+                } else {
+                    MapKind::Array
+                };
+                self.add_map(&g.name, kind, 4, value_size, 1)
+            } else {
+                let kind = if stats {
+                    MapKind::PercpuHash
+                } else {
+                    MapKind::Hash
+                };
+                let n = g.max_entries.map_or(self.opts.max_map_entries, |n| {
+                    n.clamp(1, u32::MAX as u64) as u32
+                });
+                self.add_map(&g.name, kind, key_size, value_size, n)
+            };
+            self.globals.push(GlobalSpec {
+                name: g.name.clone(),
+                map,
+                keys,
+                value,
+                init: g.init.clone(),
+                auto_print: g.auto_print,
+            });
+        }
+        diags
+    }
+}
+
+impl Gen<'_, '_> {
+    fn global_map(&self, g: GlobalId) -> MapId {
+        self.sh.globals[g.0 as usize].map
+    }
+
+    /// Builds a packed key in scratch; returns its r7-relative offset.
+    fn build_key(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<i16> {
+        let spec = self.sh.globals[g.0 as usize].clone();
+        let size = self.sh.maps[spec.map.0 as usize].key_size;
+        if keys.len() != spec.keys.len() {
+            return Err(Diagnostic::error(
+                format!(
+                    "`{}` takes {} keys, not {}",
+                    spec.name,
+                    spec.keys.len(),
+                    keys.len()
+                ),
+                span,
+            ));
+        }
+        let base = self.scratch.alloc(size) as i16;
+        for (k, f) in keys.iter().zip(&spec.keys) {
+            let off = base + f.offset as i16;
+            match f.kind {
+                FieldKind::Long => {
+                    self.long(k)?;
+                    self.e.emit(Insn::stx_mem(Size::DW, R7, R0, off));
+                }
+                FieldKind::Str { cap } => {
+                    // Hash keys compare every byte, so the tail after the NUL must be zero.
+                    for i in (0..cap).step_by(8) {
+                        self.e.emit(Insn::st_mem(Size::DW, R7, off + i as i16, 0));
+                    }
+                    self.string_into(k, Buf { base: R7, off, cap })?;
+                }
+            }
+        }
+        Ok(base)
+    }
+
+    /// r0 = `bpf_map_lookup_elem` of the element (or scalar) `g[keys]`; may be null.
+    fn lookup(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<()> {
+        if keys.is_empty() {
+            self.lookup_u32(self.global_map(g), 0);
+            return Ok(());
+        }
+        let m = self.scratch.mark();
+        let key = self.build_key(g, keys, span)?;
+        self.e.emit2(Insn::ld_map_fd(R1, self.global_map(g)));
+        self.lea(R2, R7, key);
+        self.e.emit(Insn::call(Helper::MapLookupElem));
+        self.scratch.release(m);
+        Ok(())
+    }
+
+    pub fn global_long(&mut self, g: GlobalId, span: Span) -> R<()> {
+        self.element_long(g, &[], span)
+    }
+
+    /// r0 = `g[keys]`, or 0 when missing.
+    pub fn element_long(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<()> {
+        self.lookup(g, keys, span)?;
+        self.e.emit(Insn::jmp_imm(Cond::Eq, R0, 0, 1));
+        self.e.emit(Insn::ldx_mem(Size::DW, R0, R0, 0));
+        Ok(())
+    }
+
+    /// Copies string `g[keys]` into `dst`, or "" when missing.
+    pub fn element_str(&mut self, g: GlobalId, keys: &[Expr], dst: Buf, span: Span) -> R<()> {
+        self.lookup(g, keys, span)?;
+        let found = self.e.label();
+        let end = self.e.label();
+        self.e.jmp_imm(Cond::Ne, R0, 0, found);
+        self.e.emit(Insn::st_mem(Size::B, dst.base, dst.off, 0));
+        self.e.goto(end);
+        self.e.bind(found);
+        self.copy_str(dst, R0, 0);
+        self.e.bind(end);
+        Ok(())
+    }
+
+    /// `delete g[keys]`.
+    pub fn delete_element(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<()> {
+        let m = self.scratch.mark();
+        let key = self.build_key(g, keys, span)?;
+        self.e.emit2(Insn::ld_map_fd(R1, self.global_map(g)));
+        self.lea(R2, R7, key);
+        self.e.emit(Insn::call(Helper::MapDeleteElem));
+        self.scratch.release(m);
+        Ok(())
+    }
+
+    /// r0 = 1 when `[keys] in g`.
+    pub fn in_array(&mut self, g: GlobalId, keys: &[Option<Expr>], span: Span) -> R<()> {
+        let Some(keys) = keys.iter().cloned().collect::<Option<Vec<_>>>() else {
+            return Err(self.not_yet("a wildcard key in `in`", span));
+        };
+        self.lookup(g, &keys, span)?;
+        self.e.emit(Insn::jmp_imm(Cond::Eq, R0, 0, 1));
+        self.e.emit(Insn::mov64_imm(R0, 1));
+        Ok(())
+    }
+
+    /// r0 = non-null pointer to the value of a global lvalue, creating a zero element if missing.
+    pub fn lvalue_ptr(&mut self, target: &LValue, span: Span) -> R<()> {
+        let (g, keys) = match target {
+            LValue::Global(g) => (*g, &[][..]),
+            LValue::Element { array, keys } => (*array, &keys[..]),
+            LValue::Local(_) => return Err(self.not_yet("a local used as an array", span)),
+        };
+        if keys.is_empty() {
+            self.lookup_u32(self.global_map(g), 0);
+            let exit = self.exit_label;
+            // Single-entry arrays always exist; the check is for the verifier.
+            self.e.jmp_imm(Cond::Eq, R0, 0, exit);
+            return Ok(());
+        }
+        let map = self.global_map(g);
+        let value_size = self.sh.maps[map.0 as usize].value_size;
+        let m = self.scratch.mark();
+        let key = self.build_key(g, keys, span)?;
+        self.e.emit2(Insn::ld_map_fd(R1, map));
+        self.lea(R2, R7, key);
+        self.e.emit(Insn::call(Helper::MapLookupElem));
+        let found = self.e.label();
+        self.e.jmp_imm(Cond::Ne, R0, 0, found);
+        // Insert a zero value, then look it up again.
+        let zero = self.scratch.alloc(value_size) as i16;
+        for i in (0..value_size).step_by(8) {
+            self.e.emit(Insn::st_mem(Size::DW, R7, zero + i as i16, 0));
+        }
+        self.e.emit2(Insn::ld_map_fd(R1, map));
+        self.lea(R2, R7, key);
+        self.lea(R3, R7, zero);
+        self.e.emit(Insn::mov64_imm(R4, BPF_NOEXIST));
+        self.e.emit(Insn::call(Helper::MapUpdateElem));
+        self.e.emit2(Insn::ld_map_fd(R1, map));
+        self.lea(R2, R7, key);
+        self.e.emit(Insn::call(Helper::MapLookupElem));
+        self.e.jmp_imm(Cond::Ne, R0, 0, found);
+        let name = self.sh.globals[g.0 as usize].name.clone();
+        let limit = self.sh.maps[map.0 as usize].max_entries;
+        self.raise(
+            &format!("array `{name}` overflow, check size limit ({limit})"),
+            span,
+            None,
+        );
+        self.e.bind(found);
+        self.scratch.release(m);
+        Ok(())
+    }
+
+    /// `s <<< v`: count, sum, min and max in the per-CPU value.
+    pub fn aggregate(&mut self, target: &LValue, value: &Expr, span: Span) -> R<()> {
+        let m = self.frame.mark();
+        let t = self.temp();
+        self.long(value)?;
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R0, t));
+        self.lvalue_ptr(target, span)?;
+        self.e.emit(Insn::ldx_mem(Size::DW, R2, R10, t));
+        self.frame.release(m);
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 0));
+        // First sample: min = max = v.
+        self.e.emit(Insn::jmp_imm(Cond::Ne, R1, 0, 3));
+        self.e.emit(Insn::stx_mem(Size::DW, R0, R2, 16));
+        self.e.emit(Insn::stx_mem(Size::DW, R0, R2, 24));
+        self.e.emit(Insn::ja(6));
+        self.e.emit(Insn::ldx_mem(Size::DW, R3, R0, 16));
+        self.e.emit(Insn::jmp_reg(Cond::Sle, R3, R2, 1));
+        self.e.emit(Insn::stx_mem(Size::DW, R0, R2, 16));
+        self.e.emit(Insn::ldx_mem(Size::DW, R3, R0, 24));
+        self.e.emit(Insn::jmp_reg(Cond::Sge, R3, R2, 1));
+        self.e.emit(Insn::stx_mem(Size::DW, R0, R2, 24));
+        self.e.emit(Insn::add64_imm(R1, 1));
+        self.e.emit(Insn::stx_mem(Size::DW, R0, R1, 0));
+        self.e.emit(Insn::ldx_mem(Size::DW, R3, R0, 8));
+        self.e.emit(Insn::add64_reg(R3, R2));
+        self.e.emit(Insn::stx_mem(Size::DW, R0, R3, 8));
+        Ok(())
+    }
+
+    /// `@count(s)` and friends: merge every CPU's value with `bpf_map_lookup_percpu_elem`.
+    pub fn stat_extract(&mut self, op: StatOp, stat: &LValue, span: Span) -> R<()> {
+        let (g, keys) = match stat {
+            LValue::Global(g) => (*g, &[][..]),
+            LValue::Element { array, keys } => (*array, &keys[..]),
+            LValue::Local(_) => return Err(self.not_yet("local statistics", span)),
+        };
+        if op == StatOp::Variance {
+            return Err(self.unsupported("@variance", span));
+        }
+        let map = self.global_map(g);
+        let m = self.frame.mark();
+        // count, sum, min, max accumulators and the cpu index.
+        let acc = [self.temp(), self.temp(), self.temp(), self.temp()];
+        let cpu = self.temp();
+        let sm = self.scratch.mark();
+        let key = if keys.is_empty() {
+            let k = self.scratch.alloc(4) as i16;
+            self.e.emit(Insn::st_mem(Size::W, R7, k, 0));
+            k
+        } else {
+            self.build_key(g, keys, span)?
+        };
+        for a in acc {
+            self.e.emit(Insn::st_mem(Size::DW, R10, a, 0));
+        }
+        self.e.emit(Insn::st_mem(Size::DW, R10, cpu, 0));
+        let top = self.e.label();
+        let next = self.e.label();
+        let done = self.e.label();
+        self.e.bind(top);
+        self.e.emit2(Insn::ld_map_fd(R1, map));
+        self.lea(R2, R7, key);
+        self.e.emit(Insn::ldx_mem(Size::DW, R3, R10, cpu));
+        self.e.emit(Insn::call(Helper::MapLookupPercpuElem));
+        // A null value past the last possible CPU ends the walk.
+        self.e.jmp_imm(Cond::Eq, R0, 0, done);
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 0));
+        self.e.jmp_imm(Cond::Eq, R1, 0, next);
+        self.e.emit(Insn::ldx_mem(Size::DW, R2, R10, acc[0]));
+        self.e.emit(Insn::ldx_mem(Size::DW, R3, R0, 16));
+        self.e.emit(Insn::ldx_mem(Size::DW, R4, R0, 24));
+        // The first non-empty CPU sets min and max; the comparisons then keep them.
+        self.e.emit(Insn::jmp_imm(Cond::Ne, R2, 0, 2));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R3, acc[2]));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R4, acc[3]));
+        self.e.emit(Insn::ldx_mem(Size::DW, R5, R10, acc[2]));
+        self.e.emit(Insn::jmp_reg(Cond::Sle, R5, R3, 1));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R3, acc[2]));
+        self.e.emit(Insn::ldx_mem(Size::DW, R5, R10, acc[3]));
+        self.e.emit(Insn::jmp_reg(Cond::Sge, R5, R4, 1));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R4, acc[3]));
+        self.e.emit(Insn::add64_reg(R2, R1));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R2, acc[0]));
+        self.e.emit(Insn::ldx_mem(Size::DW, R2, R10, acc[1]));
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 8));
+        self.e.emit(Insn::add64_reg(R2, R1));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R2, acc[1]));
+        self.e.bind(next);
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, cpu));
+        self.e.emit(Insn::add64_imm(R1, 1));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R1, cpu));
+        self.e.jmp_imm(Cond::Lt, R1, MAX_CPUS, top);
+        self.e.bind(done);
+        self.scratch.release(sm);
+        self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[0]));
+        if op != StatOp::Count {
+            if op != StatOp::Sum {
+                let ok = self.e.label();
+                self.e.jmp_imm(Cond::Ne, R0, 0, ok);
+                self.raise("empty aggregate", span, None);
+                self.e.bind(ok);
+            }
+            match op {
+                StatOp::Sum => self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[1])),
+                StatOp::Min => self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[2])),
+                StatOp::Max => self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[3])),
+                _ => {
+                    self.e.emit(Insn::mov64_reg(R2, R0));
+                    self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[1]));
+                    self.e.emit(Insn::sdiv64_reg(R0, R2));
+                }
+            }
+        }
+        self.frame.release(m);
+        Ok(())
+    }
+
+    /// Stores r-value string `src` (already in `dst`-compatible scratch) into a global string.
+    pub fn store_str_global(&mut self, target: &LValue, src: Buf, span: Span) -> R<()> {
+        self.lvalue_ptr(target, span)?;
+        self.e.emit(Insn::mov64_reg(R1, R0));
+        self.e.emit(Insn::mov64_imm(R2, src.cap as i32));
+        self.lea(R3, src.base, src.off);
+        self.e.emit(Insn::call(Helper::ProbeReadKernelStr));
+        Ok(())
+    }
+}
+
+/// CPUs walked when merging per-CPU statistics.
+pub const MAX_CPUS: i32 = 256;

@@ -1,0 +1,84 @@
+//! The kernel helper functions rtap calls, with their ids and names.
+
+/// The kernel helpers rtap calls, with their ids from `enum bpf_func_id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Helper {
+    MapLookupElem = 1,
+    MapUpdateElem = 2,
+    MapDeleteElem = 3,
+    KtimeGetNs = 5,
+    GetPrandomU32 = 7,
+    GetSmpProcessorId = 8,
+    GetCurrentPidTgid = 14,
+    GetCurrentUidGid = 15,
+    GetCurrentComm = 16,
+    ProbeReadUser = 112,
+    ProbeReadKernel = 113,
+    ProbeReadUserStr = 114,
+    ProbeReadKernelStr = 115,
+    KtimeGetBootNs = 125,
+    RingbufOutput = 130,
+    RingbufReserve = 131,
+    RingbufSubmit = 132,
+    RingbufDiscard = 133,
+    GetFuncIp = 173,
+    MapLookupPercpuElem = 195,
+    KtimeGetTaiNs = 208,
+}
+
+impl Helper {
+    const ALL: [Helper; 21] = [
+        Helper::MapLookupElem,
+        Helper::MapUpdateElem,
+        Helper::MapDeleteElem,
+        Helper::KtimeGetNs,
+        Helper::GetPrandomU32,
+        Helper::GetSmpProcessorId,
+        Helper::GetCurrentPidTgid,
+        Helper::GetCurrentUidGid,
+        Helper::GetCurrentComm,
+        Helper::ProbeReadUser,
+        Helper::ProbeReadKernel,
+        Helper::ProbeReadUserStr,
+        Helper::ProbeReadKernelStr,
+        Helper::KtimeGetBootNs,
+        Helper::RingbufOutput,
+        Helper::RingbufReserve,
+        Helper::RingbufSubmit,
+        Helper::RingbufDiscard,
+        Helper::GetFuncIp,
+        Helper::MapLookupPercpuElem,
+        Helper::KtimeGetTaiNs,
+    ];
+
+    /// The kernel's name for the helper, as bpftool prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Helper::MapLookupElem => "bpf_map_lookup_elem",
+            Helper::MapUpdateElem => "bpf_map_update_elem",
+            Helper::MapDeleteElem => "bpf_map_delete_elem",
+            Helper::KtimeGetNs => "bpf_ktime_get_ns",
+            Helper::GetPrandomU32 => "bpf_get_prandom_u32",
+            Helper::GetSmpProcessorId => "bpf_get_smp_processor_id",
+            Helper::GetCurrentPidTgid => "bpf_get_current_pid_tgid",
+            Helper::GetCurrentUidGid => "bpf_get_current_uid_gid",
+            Helper::GetCurrentComm => "bpf_get_current_comm",
+            Helper::ProbeReadUser => "bpf_probe_read_user",
+            Helper::ProbeReadKernel => "bpf_probe_read_kernel",
+            Helper::ProbeReadUserStr => "bpf_probe_read_user_str",
+            Helper::ProbeReadKernelStr => "bpf_probe_read_kernel_str",
+            Helper::KtimeGetBootNs => "bpf_ktime_get_boot_ns",
+            Helper::RingbufOutput => "bpf_ringbuf_output",
+            Helper::RingbufReserve => "bpf_ringbuf_reserve",
+            Helper::RingbufSubmit => "bpf_ringbuf_submit",
+            Helper::RingbufDiscard => "bpf_ringbuf_discard",
+            Helper::GetFuncIp => "bpf_get_func_ip",
+            Helper::MapLookupPercpuElem => "bpf_map_lookup_percpu_elem",
+            Helper::KtimeGetTaiNs => "bpf_ktime_get_tai_ns",
+        }
+    }
+
+    pub fn from_id(id: i32) -> Option<Helper> {
+        Helper::ALL.into_iter().find(|h| *h as i32 == id)
+    }
+}

@@ -1,0 +1,213 @@
+//! printf and print: one ring-buffer record per call, laid out by an [`EventSpec`].
+
+use super::codegen::{Buf, Gen, R};
+use super::insn::*;
+use super::strings::USER_STRING_FAULT;
+use crate::object::*;
+use rtap_lang::hir::{Expr, ExprKind, PrintKind, Type};
+use rtap_lang::printf::{ConvKind, Conversion, Flags, Format, Piece};
+use rtap_lang::span::Span;
+
+/// How one argument reaches its record field once the record is reserved.
+enum Staged {
+    /// A long in an r10-relative slot.
+    Long(i16),
+    Literal(String),
+    Comm,
+    /// `user_string*` read straight into the record; address and length in r10 slots.
+    User {
+        addr: i16,
+        n: Option<i16>,
+        err: Option<Box<Staged>>,
+        span: Span,
+    },
+    /// Already evaluated into scratch.
+    Scratch(i16),
+}
+
+impl Gen<'_, '_> {
+    /// `print`/`println`/`printd`/`printdln` as a printf with `%d`/`%s` conversions.
+    pub fn print(
+        &mut self,
+        kind: PrintKind,
+        delim: Option<&str>,
+        args: &[Expr],
+        span: Span,
+    ) -> R<()> {
+        let format = self.print_format(kind, delim, args)?;
+        self.printf(&format, args, span)
+    }
+
+    /// The format `print*` uses: `%d` or `%s` per value, delimiters, and a newline for `*ln`.
+    pub fn print_format(&self, kind: PrintKind, delim: Option<&str>, args: &[Expr]) -> R<Format> {
+        let mut pieces = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            if i > 0 {
+                if let Some(d) = delim {
+                    pieces.push(Piece::Text(d.to_string()));
+                }
+            }
+            let kind = match a.ty {
+                Type::String => ConvKind::Str,
+                Type::Long => ConvKind::Signed,
+                Type::Stats => return Err(self.not_yet("printing statistics", a.span)),
+            };
+            pieces.push(Piece::Conv(Conversion {
+                flags: Flags::default(),
+                width: None,
+                precision: None,
+                kind,
+            }));
+        }
+        if matches!(kind, PrintKind::Println | PrintKind::Printdln) {
+            pieces.push(Piece::Text("\n".to_string()));
+        }
+        Ok(Format { pieces })
+    }
+
+    /// Evaluates every argument, then reserves, fills and submits one record.
+    pub fn printf(&mut self, format: &Format, args: &[Expr], span: Span) -> R<()> {
+        let kinds = format.arg_kinds();
+        if kinds.len() != args.len() {
+            return Err(rtap_lang::diag::Diagnostic::error(
+                format!("format takes {} arguments, not {}", kinds.len(), args.len()),
+                span,
+            ));
+        }
+        let memory = format.pieces.iter().any(|p| {
+            matches!(p, Piece::Conv(c) if matches!(c.kind, ConvKind::Memory | ConvKind::MemoryHex))
+        });
+        if memory {
+            return Err(self.not_yet("`%m` and `%M`", span));
+        }
+        let cap = self.cap();
+        let mut fields = Vec::new();
+        let mut size = RECORD_HEADER;
+        for &is_str in &kinds {
+            let (kind, len) = if is_str {
+                (FieldKind::Str { cap }, cap)
+            } else {
+                (FieldKind::Long, 8)
+            };
+            fields.push(Field { offset: size, kind });
+            size += len.div_ceil(8) * 8;
+        }
+        let id = self.sh.event(EventSpec {
+            kind: EventKind::Printf(format.clone()),
+            size,
+            fields: fields.clone(),
+        });
+        let fm = self.frame.mark();
+        let sm = self.scratch.mark();
+        let mut staged = Vec::new();
+        for (a, &is_str) in args.iter().zip(&kinds) {
+            staged.push(if is_str {
+                self.stage_str(a)?
+            } else {
+                let t = self.temp();
+                self.long(a)?;
+                self.e.emit(Insn::stx_mem(Size::DW, R10, R0, t));
+                Staged::Long(t)
+            });
+        }
+        let done = self.e.label();
+        let got = self.e.label();
+        self.reserve(size);
+        self.e.jmp_imm(Cond::Ne, R0, 0, got);
+        self.bump_counter(Counter::LostRecords);
+        self.e.goto(done);
+        self.e.bind(got);
+        self.e.emit(Insn::mov64_reg(R8, R0));
+        self.e.emit(Insn::st_mem(Size::W, R8, 0, id.0 as i32));
+        self.e.emit(Insn::st_mem(Size::W, R8, 4, 0));
+        for (s, f) in staged.iter().zip(&fields) {
+            let dst = Buf {
+                base: R8,
+                off: f.offset as i16,
+                cap,
+            };
+            self.fill(s, dst)?;
+        }
+        self.e.emit(Insn::mov64_reg(R1, R8));
+        self.e.emit(Insn::mov64_imm(R2, 0));
+        self.e.emit(Insn::call(Helper::RingbufSubmit));
+        self.e.bind(done);
+        self.scratch.release(sm);
+        self.frame.release(fm);
+        Ok(())
+    }
+
+    /// Evaluates what must be evaluated before the record is reserved.
+    fn stage_str(&mut self, a: &Expr) -> R<Staged> {
+        if let ExprKind::Str(s) = &a.kind {
+            return Ok(Staged::Literal(s.clone()));
+        }
+        if let ExprKind::Builtin { name, args } = &a.kind {
+            match (name.as_str(), args.len()) {
+                ("execname", 0) => return Ok(Staged::Comm),
+                ("user_string", 1 | 2) | ("user_string_n", 2 | 3) => {
+                    let with_n = name == "user_string_n";
+                    let addr = self.temp();
+                    self.long(&args[0])?;
+                    self.e.emit(Insn::stx_mem(Size::DW, R10, R0, addr));
+                    let n = if with_n {
+                        let n = self.temp();
+                        self.long(&args[1])?;
+                        self.e.emit(Insn::stx_mem(Size::DW, R10, R0, n));
+                        Some(n)
+                    } else {
+                        None
+                    };
+                    let err = match args.get(1 + with_n as usize) {
+                        Some(e) => Some(Box::new(self.stage_str(e)?)),
+                        None => None,
+                    };
+                    return Ok(Staged::User {
+                        addr,
+                        n,
+                        err,
+                        span: a.span,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let b = self.scratch_buf();
+        self.string_into(a, b)?;
+        Ok(Staged::Scratch(b.off))
+    }
+
+    /// Writes a staged argument into its record field (r8 holds the record).
+    fn fill(&mut self, s: &Staged, dst: Buf) -> R<()> {
+        match s {
+            Staged::Long(t) => {
+                self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, *t));
+                self.e.emit(Insn::stx_mem(Size::DW, R8, R1, dst.off));
+            }
+            Staged::Literal(text) => self.store_literal(text, dst),
+            Staged::Comm => {
+                self.lea(R1, R8, dst.off);
+                self.e.emit(Insn::mov64_imm(R2, 16));
+                self.e.emit(Insn::call(Helper::GetCurrentComm));
+            }
+            Staged::Scratch(off) => self.copy_str(dst, R7, *off),
+            Staged::User { addr, n, err, span } => {
+                self.read_user_str(dst, *addr, *n);
+                let ok = self.e.label();
+                self.e.jmp_imm(Cond::Sge, R0, 0, ok);
+                match err {
+                    Some(e) => self.fill(e, dst)?,
+                    None => {
+                        // The record is released before the error ends the handler.
+                        self.e.emit(Insn::mov64_reg(R1, R8));
+                        self.e.emit(Insn::mov64_imm(R2, 0));
+                        self.e.emit(Insn::call(Helper::RingbufDiscard));
+                        self.raise(USER_STRING_FAULT, *span, Some(*addr));
+                    }
+                }
+                self.e.bind(ok);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! Loading one ELF: mapped with memmap2, DWARF sections (in-file or separate), CFI, segments, symbols.
+
+use super::{DwarfError, R};
+use gimli::{BaseAddresses, RunTimeEndian};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// A function symbol from `.symtab` or `.dynsym`.
+#[derive(Clone, Debug)]
+pub(crate) struct Symbol {
+    pub name: String,
+    pub address: u64,
+    pub size: u64,
+    /// Defined in `.dynsym` with global binding.
+    pub exported: bool,
+}
+
+/// Everything read from the file(s); no lifetimes, sections are owned.
+pub(crate) struct Loaded {
+    pub dwarf: gimli::Dwarf<R>,
+    pub eh_frame: Option<(gimli::EhFrame<R>, BaseAddresses)>,
+    pub debug_frame: Option<gimli::DebugFrame<R>>,
+    eh_fdes: OnceLock<Vec<(u64, u64, usize)>>,
+    debug_fdes: OnceLock<Vec<(u64, u64, usize)>>,
+    /// PT_LOAD segments: (vaddr, file offset, file size).
+    segments: Vec<(u64, u64, u64)>,
+    pub symbols: Vec<Symbol>,
+}
+
+fn map(path: &Path) -> Result<memmap2::Mmap, DwarfError> {
+    let file =
+        std::fs::File::open(path).map_err(|_| DwarfError::NotFound(path.display().to_string()))?;
+    // SAFETY: the mapping is read-only; a file changed under us yields bad data, not UB in Rust
+    // code that only reads bytes through bounds-checked slices.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DwarfError::BadElf {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn bad_elf(path: &Path, e: impl ToString) -> DwarfError {
+    DwarfError::BadElf {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn section_reader(file: &object::File<'_>, name: &str, endian: RunTimeEndian) -> Option<R> {
+    let section = file.section_by_name(name)?;
+    let data = section.uncompressed_data().ok()?;
+    Some(R::new(Arc::from(&*data), endian))
+}
+
+/// Where separate debug info may live, in the order GDB and SystemTap try.
+fn debug_candidates(path: &Path, file: &object::File<'_>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(id) = file.build_id().ok().flatten().filter(|id| id.len() > 1) {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        out.push(PathBuf::from(format!(
+            "/usr/lib/debug/.build-id/{}/{}.debug",
+            &hex[..2],
+            &hex[2..]
+        )));
+    }
+    if let Ok(Some((name, _crc))) = file.gnu_debuglink() {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        out.push(dir.join(&name));
+        out.push(dir.join(".debug").join(&name));
+        let rel = dir.strip_prefix("/").unwrap_or(dir);
+        out.push(Path::new("/usr/lib/debug").join(rel).join(&name));
+    }
+    out
+}
+
+fn has_debug_info(file: &object::File<'_>) -> bool {
+    file.section_by_name(".debug_info")
+        .is_some_and(|s| s.size() > 0 && s.file_range().is_some())
+}
+
+impl Loaded {
+    pub fn open(path: &Path) -> Result<Loaded, DwarfError> {
+        let data = map(path)?;
+        let file = object::File::parse(&*data).map_err(|e| bad_elf(path, e))?;
+        let endian = if file.is_little_endian() {
+            RunTimeEndian::Little
+        } else {
+            RunTimeEndian::Big
+        };
+
+        // The debug info may sit in a separate file; addresses still come from `file`.
+        let mut separate = None;
+        if !has_debug_info(&file) {
+            let candidates = debug_candidates(path, &file);
+            for c in &candidates {
+                if let Ok(m) = map(c) {
+                    separate = Some(m);
+                    break;
+                }
+            }
+            if separate.is_none() {
+                let mut looked = vec![format!("`{}`", path.display())];
+                looked.extend(candidates.iter().map(|c| format!("`{}`", c.display())));
+                return Err(DwarfError::NoDebugInfo {
+                    path: path.display().to_string(),
+                    looked: looked.join(", "),
+                });
+            }
+        }
+        let debug_file = match &separate {
+            Some(m) => Some(object::File::parse(&**m).map_err(|e| bad_elf(path, e))?),
+            None => None,
+        };
+        let dfile = debug_file.as_ref().unwrap_or(&file);
+        if !has_debug_info(dfile) {
+            return Err(DwarfError::NoDebugInfo {
+                path: path.display().to_string(),
+                looked: format!("`{}`", path.display()),
+            });
+        }
+
+        let empty = R::new(Arc::from(&[][..]), endian);
+        let dwarf = gimli::Dwarf::load(|id| -> Result<R, std::convert::Infallible> {
+            Ok(section_reader(dfile, id.name(), endian).unwrap_or_else(|| empty.clone()))
+        })
+        .unwrap_or_else(|e| match e {});
+
+        let eh_frame = file.section_by_name(".eh_frame").and_then(|s| {
+            let data = s.uncompressed_data().ok()?;
+            let mut bases = BaseAddresses::default().set_eh_frame(s.address());
+            if let Some(text) = file.section_by_name(".text") {
+                bases = bases.set_text(text.address());
+            }
+            let mut frame = gimli::EhFrame::from(R::new(Arc::from(&*data), endian));
+            frame.set_address_size(8);
+            Some((frame, bases))
+        });
+        let debug_frame = section_reader(dfile, ".debug_frame", endian)
+            .or_else(|| section_reader(&file, ".debug_frame", endian))
+            .map(|r| {
+                let mut f = gimli::DebugFrame::from(r);
+                f.set_address_size(8);
+                f
+            });
+
+        let segments = file
+            .segments()
+            .map(|s| {
+                let (off, size) = s.file_range();
+                (s.address(), off, size)
+            })
+            .collect();
+
+        let mut symbols = Vec::new();
+        for (table, dynamic) in [(file.symbols(), false), (file.dynamic_symbols(), true)] {
+            for s in table {
+                if s.kind() != SymbolKind::Text || !s.is_definition() || s.address() == 0 {
+                    continue;
+                }
+                let Ok(name) = s.name() else { continue };
+                symbols.push(Symbol {
+                    name: name.to_string(),
+                    address: s.address(),
+                    size: s.size(),
+                    exported: dynamic && s.is_global(),
+                });
+            }
+        }
+
+        Ok(Loaded {
+            dwarf,
+            eh_frame,
+            debug_frame,
+            eh_fdes: OnceLock::new(),
+            debug_fdes: OnceLock::new(),
+            segments,
+            symbols,
+        })
+    }
+
+    /// File offset of a link-time virtual address, through the containing PT_LOAD.
+    pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|&&(addr, _, size)| vaddr >= addr && vaddr < addr + size)
+            .map(|&(addr, off, _)| vaddr - addr + off)
+    }
+
+    /// The CFA rule at `pc` as (DWARF register, offset).
+    pub fn cfa_at(&self, pc: u64) -> Option<(u16, i64)> {
+        if let Some((eh, bases)) = &self.eh_frame {
+            let table = self.eh_fdes.get_or_init(|| fde_table(eh, bases));
+            if let Some(cfa) = cfa_in(eh, bases, table, pc) {
+                return Some(cfa);
+            }
+        }
+        let df = self.debug_frame.as_ref()?;
+        let bases = BaseAddresses::default();
+        let table = self.debug_fdes.get_or_init(|| fde_table(df, &bases));
+        cfa_in(df, &bases, table, pc)
+    }
+}
+
+/// Every FDE of a frame section as (start, end, offset), sorted: one pass instead of a
+/// linear scan per lookup.
+fn fde_table<S: gimli::UnwindSection<R>>(
+    section: &S,
+    bases: &BaseAddresses,
+) -> Vec<(u64, u64, usize)>
+where
+    S::Offset: gimli::UnwindOffset<usize>,
+{
+    let mut out = Vec::new();
+    let mut cies = std::collections::HashMap::new();
+    let mut entries = section.entries(bases);
+    while let Ok(Some(entry)) = entries.next() {
+        let gimli::CieOrFde::Fde(partial) = entry else {
+            continue;
+        };
+        let fde = partial.parse(|s, b, o| {
+            let key = gimli::UnwindOffset::into(o);
+            if let Some(c) = cies.get(&key) {
+                return Ok(std::clone::Clone::clone(c));
+            }
+            let c = s.cie_from_offset(b, o)?;
+            cies.insert(key, c.clone());
+            Ok(c)
+        });
+        if let Ok(fde) = fde {
+            let start = fde.initial_address();
+            out.push((start, start + fde.len(), fde.offset()));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn cfa_in<S: gimli::UnwindSection<R>>(
+    section: &S,
+    bases: &BaseAddresses,
+    table: &[(u64, u64, usize)],
+    pc: u64,
+) -> Option<(u16, i64)>
+where
+    S::Offset: gimli::UnwindOffset<usize> + From<usize>,
+{
+    use gimli::CfaRule;
+    let i = table
+        .partition_point(|&(start, _, _)| start <= pc)
+        .checked_sub(1)?;
+    let (_, end, offset) = table[i];
+    if pc >= end {
+        return None;
+    }
+    let fde = section
+        .fde_from_offset(bases, S::Offset::from(offset), S::cie_from_offset)
+        .ok()?;
+    let mut ctx = gimli::UnwindContext::new();
+    let row = fde
+        .unwind_info_for_address(section, bases, &mut ctx, pc)
+        .ok()?;
+    match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => Some((register.0, *offset)),
+        CfaRule::Expression(_) => None,
+    }
+}

@@ -1,0 +1,503 @@
+//! Resolution: hir probe points → concrete sites, target expressions → access plans.
+
+use crate::dwarf::{
+    Binary, Cache, DwarfError, FunctionPattern, FunctionSite, InstanceKind, PathBase, PathStep,
+    TargetPath,
+};
+use crate::list::{function_pp, unsupported_target};
+use crate::resolved::{ResolvedProbe, ResolvedProgram, Site, UprobeSite};
+use rtap_lang::diag::Diagnostic;
+use rtap_lang::hir::{
+    self, Accessor, Block, Expr, ExprKind, FunctionFilter, ProbeKind, ProcessSite, ProcessTarget,
+    Stmt, StmtKind, TargetBase, UnOp,
+};
+use rtap_lang::span::{SourceMap, Span};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use visit::{children, visit_block, visit_expr};
+
+mod visit;
+
+/// Why one probe point could not be expanded.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Dwarf(#[from] DwarfError),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A `timer.profile` tick: Debian kernels run at HZ=250.
+const PROFILE_PERIOD_NS: u64 = 4_000_000;
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Files named by a path that may contain wildcards.
+fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, ResolveError> {
+    if !has_wildcard(pattern) {
+        return Ok(vec![PathBuf::from(pattern)]);
+    }
+    let paths = glob::glob(pattern).map_err(|e| {
+        ResolveError::Unsupported(format!("bad path pattern `{pattern}`: {}", e.msg))
+    })?;
+    let found: Vec<PathBuf> = paths
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    if found.is_empty() {
+        return Err(DwarfError::NotFound(pattern.to_string()).into());
+    }
+    Ok(found)
+}
+
+/// The files a `process("P")[.library("L")]` probe point names: globbed, a bare name
+/// searched in `$PATH` (then the current directory, as stap 4.8 does).
+pub fn target_binaries(
+    target: &ProcessTarget,
+    library: Option<&str>,
+) -> Result<Vec<PathBuf>, ResolveError> {
+    if let Some(msg) = unsupported_target(target) {
+        return Err(ResolveError::Unsupported(msg));
+    }
+    let ProcessTarget::Path(path) = target else {
+        unreachable!("pids and `process` were rejected above");
+    };
+    if let Some(lib) = library {
+        if !lib.contains('/') {
+            return Err(ResolveError::Unsupported(format!(
+                "`.library(\"{lib}\")` by name is not supported yet; give the library's path"
+            )));
+        }
+        return glob_files(lib);
+    }
+    if path.contains('/') {
+        return glob_files(path);
+    }
+    let dirs = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&dirs)
+        .chain([PathBuf::from(".")])
+        .map(|d| d.join(path))
+        .find(|p| p.is_file())
+        .map(|p| vec![p])
+        .ok_or_else(|| DwarfError::NotFound(path.clone()).into())
+}
+
+/// The instances a function probe attaches to, after the `.call`/`.inline`/`.exported`
+/// and `.return` filters.
+pub fn function_sites(
+    binary: &Binary,
+    pattern: &FunctionPattern,
+    filter: FunctionFilter,
+    is_return: bool,
+) -> Vec<FunctionSite> {
+    binary
+        .functions(pattern)
+        .into_iter()
+        .filter(|s| match filter {
+            FunctionFilter::Any => true,
+            FunctionFilter::Call => s.kind != InstanceKind::Inline,
+            FunctionFilter::Inline => s.kind == InstanceKind::Inline,
+            FunctionFilter::Exported => s.exported,
+        })
+        // An inlined copy has no return to catch; SystemTap lists no `.return` for
+        // `_start`, which never returns.
+        .filter(|s| !is_return || (s.kind != InstanceKind::Inline && s.name != "_start"))
+        .collect()
+}
+
+/// Expand every probe point into sites and plan every target expression at each site.
+pub fn resolve<'h>(
+    hir: &'h hir::Program,
+    sources: &SourceMap,
+    cache: &mut Cache,
+) -> Result<ResolvedProgram<'h>, Vec<Diagnostic>> {
+    let _ = sources;
+    let mut probes = Vec::new();
+    let mut errors = Vec::new();
+    for (pi, probe) in hir.probes.iter().enumerate() {
+        for (qi, point) in probe.points.iter().enumerate() {
+            let before = probes.len();
+            match point_sites(point, cache) {
+                Ok(sites) => {
+                    for (site, fsite) in sites {
+                        let mut r = ResolvedProbe {
+                            probe: pi,
+                            point: qi,
+                            site,
+                            targets: HashMap::new(),
+                            defined: HashMap::new(),
+                        };
+                        if let Some((path, fsite, retprobe)) = &fsite {
+                            let binary = cache
+                                .get(path)
+                                .map_err(|e| vec![Diagnostic::error(e.to_string(), point.span)])?;
+                            let mut w = Walker {
+                                binary,
+                                site: fsite,
+                                retprobe: *retprobe,
+                                probe: &mut r,
+                                errors: &mut errors,
+                            };
+                            w.block(&probe.body);
+                        } else {
+                            no_targets(&probe.body, &mut errors);
+                        }
+                        probes.push(r);
+                    }
+                }
+                Err(e) if point.optional || point.sufficient => {
+                    let _ = e;
+                }
+                Err(e) => errors.push(Diagnostic::error(e, point.span)),
+            }
+            if point.sufficient && probes.len() > before {
+                break;
+            }
+        }
+    }
+    dedup(&mut errors);
+    if errors.is_empty() {
+        Ok(ResolvedProgram { hir, probes })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The same mistake at many sites is reported once.
+fn dedup(errors: &mut Vec<Diagnostic>) {
+    let mut seen = HashSet::new();
+    errors.retain(|d| seen.insert((d.message.clone(), d.primary.as_ref().map(|l| l.span))));
+}
+
+type FunctionContext = (PathBuf, FunctionSite, bool);
+
+/// One point → its sites; uprobe sites carry the function instance for planning.
+fn point_sites(
+    point: &hir::ProbePoint,
+    cache: &mut Cache,
+) -> Result<Vec<(Site, Option<FunctionContext>)>, String> {
+    let simple = |s: Site| Ok(vec![(s, None)]);
+    let pp = match &point.kind {
+        ProbeKind::Begin { seq } => return simple(Site::Begin { seq: *seq }),
+        ProbeKind::End { seq } => return simple(Site::End { seq: *seq }),
+        ProbeKind::Error { seq } => return simple(Site::Error { seq: *seq }),
+        ProbeKind::Never => return simple(Site::Never),
+        ProbeKind::Timer {
+            period_ns,
+            randomize_ns,
+        } => {
+            return simple(Site::Timer {
+                period_ns: *period_ns,
+                randomize_ns: *randomize_ns,
+                every_cpu: false,
+            });
+        }
+        ProbeKind::TimerHz(hz) => {
+            return simple(Site::Timer {
+                period_ns: 1_000_000_000 / (*hz).max(1),
+                randomize_ns: 0,
+                every_cpu: false,
+            });
+        }
+        ProbeKind::TimerProfile => {
+            return simple(Site::Timer {
+                period_ns: PROFILE_PERIOD_NS,
+                randomize_ns: 0,
+                every_cpu: true,
+            });
+        }
+        ProbeKind::Process(pp) => pp,
+    };
+    let ProcessSite::Function {
+        pattern,
+        filter,
+        is_return,
+    } = &pp.site
+    else {
+        return Err(format!("probe point `{}` is not supported yet", point.text));
+    };
+    let paths = target_binaries(&pp.target, pp.library.as_deref()).map_err(|e| e.to_string())?;
+    let fpattern = FunctionPattern::parse(pattern).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for path in paths {
+        let binary = cache.get(&path).map_err(|e| e.to_string())?;
+        let sites = function_sites(binary, &fpattern, *filter, *is_return);
+        if sites.is_empty() {
+            continue;
+        }
+        for fs in sites {
+            let vaddr = if *is_return { fs.entry } else { fs.probe };
+            let offset = binary.file_offset(vaddr).ok_or_else(|| {
+                format!(
+                    "`{}` at {vaddr:#x} is outside every loadable segment of `{}`",
+                    fs.name,
+                    binary.path().display()
+                )
+            })?;
+            let site = Site::Uprobe(UprobeSite {
+                path: binary.path().to_path_buf(),
+                vaddr,
+                offset,
+                retprobe: *is_return,
+                function: fs.name.clone(),
+                pp: function_pp(binary.path(), &fs, *filter, *is_return),
+            });
+            out.push((site, Some((binary.path().to_path_buf(), fs, *is_return))));
+        }
+    }
+    if out.is_empty() {
+        let shown = match &pp.target {
+            ProcessTarget::Path(p) => cache_path(p),
+            _ => String::new(),
+        };
+        return Err(format!("unable to find function `{pattern}` in `{shown}`"));
+    }
+    Ok(out)
+}
+
+fn cache_path(p: &str) -> String {
+    std::fs::canonicalize(Path::new(p)).map_or_else(|_| p.to_string(), |c| c.display().to_string())
+}
+
+/// Target expressions outside function probes have nothing to resolve against.
+fn no_targets(block: &Block, errors: &mut Vec<Diagnostic>) {
+    let mut found = Vec::new();
+    visit_block(block, &mut |e| {
+        if let ExprKind::Target(t) = &e.kind {
+            found.push(t.span);
+        }
+    });
+    for span in found {
+        errors.push(Diagnostic::error(
+            "target variables are only available in function probes",
+            span,
+        ));
+    }
+}
+
+struct Walker<'a> {
+    binary: &'a Binary,
+    site: &'a FunctionSite,
+    retprobe: bool,
+    probe: &'a mut ResolvedProbe,
+    errors: &'a mut Vec<Diagnostic>,
+}
+
+/// `TargetExpr` → the DWARF side's path, or why it cannot be planned.
+fn target_path(t: &hir::TargetExpr) -> Result<TargetPath, Diagnostic> {
+    let base = match &t.base {
+        TargetBase::Var(n) => PathBase::Var(n.clone()),
+        TargetBase::Return => PathBase::Return,
+        TargetBase::Bulk(_) => {
+            return Err(Diagnostic::error(
+                "`$$parms`-style bulk variables are not supported yet",
+                t.span,
+            ));
+        }
+        TargetBase::Cast { .. } => {
+            return Err(Diagnostic::error("`@cast` is not supported yet", t.span))
+        }
+        TargetBase::Var2 { .. } => {
+            return Err(Diagnostic::error("`@var` is not supported yet", t.span))
+        }
+        TargetBase::MarkArg(_) => {
+            return Err(Diagnostic::error(
+                "`$argN` of `.mark` probes is not supported yet",
+                t.span,
+            ));
+        }
+    };
+    if t.pretty.is_some() {
+        return Err(Diagnostic::error(
+            "pretty-printing `$v$` is not supported yet",
+            t.span,
+        ));
+    }
+    let chain = t
+        .chain
+        .iter()
+        .map(|a| match a {
+            Accessor::Member { name, .. } => PathStep::Member(name.clone()),
+            Accessor::Index { .. } => PathStep::Index,
+        })
+        .collect();
+    Ok(TargetPath {
+        base,
+        chain,
+        address_of: t.address_of,
+    })
+}
+
+fn accessor_span(t: &hir::TargetExpr, step: usize) -> Span {
+    match t.chain.get(step) {
+        Some(Accessor::Member { span, .. } | Accessor::Index { span, .. }) => *span,
+        None => t.span,
+    }
+}
+
+impl Walker<'_> {
+    /// Plan one target expression; `report` is false inside `@defined`.
+    fn target(&mut self, e: &Expr, t: &hir::TargetExpr, retprobe: bool, report: bool) -> bool {
+        for a in &t.chain {
+            if let Accessor::Index { index, .. } = a {
+                self.expr(index);
+            }
+        }
+        let path = match target_path(t) {
+            Ok(p) => p,
+            Err(d) => {
+                if report {
+                    self.errors.push(d);
+                }
+                return false;
+            }
+        };
+        match self.binary.plan(self.site, retprobe, &path) {
+            Ok(plan) => {
+                self.probe.targets.insert(e.id, plan);
+                true
+            }
+            Err(err) => {
+                if report {
+                    let span = err.step.map_or(t.span, |s| accessor_span(t, s));
+                    self.errors.push(Diagnostic::error(err.message, span));
+                }
+                false
+            }
+        }
+    }
+
+    /// `@defined(e)`: true when every target expression inside resolves.
+    fn defined(&mut self, e: &Expr, inner: &Expr) -> bool {
+        let mut targets = Vec::new();
+        visit_expr(inner, &mut |x| {
+            if let ExprKind::Target(t) = &x.kind {
+                targets.push((x.clone(), t.clone()));
+            }
+        });
+        let ok = targets.iter().fold(true, |ok, (x, t)| {
+            self.target(x, t, self.retprobe, false) && ok
+        });
+        self.probe.defined.insert(e.id, ok);
+        ok
+    }
+
+    /// The outcome of a condition that is `@defined(..)` or `!@defined(..)`, if it is one.
+    fn guard(&mut self, cond: &Expr) -> Option<bool> {
+        match &cond.kind {
+            ExprKind::Defined(inner) => Some(self.defined(cond, inner)),
+            ExprKind::Unary {
+                op: UnOp::Not,
+                operand,
+            } => match &operand.kind {
+                ExprKind::Defined(inner) => Some(!self.defined(operand, inner)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn block(&mut self, b: &Block) {
+        for s in &b.stmts {
+            self.stmt(s);
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt) {
+        match &s.kind {
+            StmtKind::Expr(e) => self.expr(e),
+            StmtKind::Block(b) => self.block(b),
+            StmtKind::If { cond, then, els } => match self.guard(cond) {
+                // A branch that `@defined` rules out is never resolved, as in SystemTap.
+                Some(true) => self.stmt(then),
+                Some(false) => {
+                    if let Some(e) = els {
+                        self.stmt(e);
+                    }
+                }
+                None => {
+                    self.expr(cond);
+                    self.stmt(then);
+                    if let Some(e) = els {
+                        self.stmt(e);
+                    }
+                }
+            },
+            StmtKind::While { cond, body } => {
+                self.expr(cond);
+                self.stmt(body);
+            }
+            StmtKind::For {
+                init,
+                cond,
+                step,
+                body,
+            } => {
+                for e in [init, cond, step].into_iter().flatten() {
+                    self.expr(e);
+                }
+                self.stmt(body);
+            }
+            StmtKind::Foreach(f) => {
+                for e in f.slice.iter().flatten().flatten() {
+                    self.expr(e);
+                }
+                if let Some(l) = &f.limit {
+                    self.expr(l);
+                }
+                self.stmt(&f.body);
+            }
+            StmtKind::Return(Some(e)) => self.expr(e),
+            StmtKind::Delete(d) => match d {
+                hir::DeleteTarget::Element { keys, .. } => keys.iter().for_each(|k| self.expr(k)),
+                hir::DeleteTarget::Slice { keys, .. } => {
+                    keys.iter().flatten().for_each(|k| self.expr(k))
+                }
+                _ => {}
+            },
+            StmtKind::Try { body, catch, .. } => {
+                self.block(body);
+                self.block(catch);
+            }
+            StmtKind::Break | StmtKind::Continue | StmtKind::Next | StmtKind::Return(None) => {}
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Target(t) => {
+                self.target(e, t, self.retprobe, true);
+            }
+            ExprKind::Defined(inner) => {
+                self.defined(e, inner);
+            }
+            ExprKind::Entry(inner) => {
+                // `@entry(..)` is read at the function probe, not at the return.
+                let mut targets = Vec::new();
+                visit_expr(inner, &mut |x| {
+                    if let ExprKind::Target(t) = &x.kind {
+                        targets.push((x.clone(), t.clone()));
+                    }
+                });
+                for (x, t) in &targets {
+                    self.target(x, t, false, true);
+                }
+            }
+            ExprKind::Ternary { cond, then, els } => match self.guard(cond) {
+                Some(true) => self.expr(then),
+                Some(false) => self.expr(els),
+                None => {
+                    self.expr(cond);
+                    self.expr(then);
+                    self.expr(els);
+                }
+            },
+            _ => children(e, &mut |c| self.expr(c)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,623 @@
+//! pest pairs → AST: declarations and statements. The `parse` module is the only one that sees pest.
+
+mod expr;
+
+use crate::ast::*;
+use crate::diag::Diagnostic;
+use crate::preproc::{Expanded, MAX_NESTING};
+use crate::span::Span;
+use pest::iterators::{Pair, Pairs};
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::Parser;
+use std::cell::Cell;
+use std::sync::{Mutex, OnceLock};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "src/grammar.pest"]
+struct StapParser;
+
+/// Parses preprocessed text into a script.
+pub fn parse_script(exp: &Expanded) -> Result<Script, Vec<Diagnostic>> {
+    let pairs = match StapParser::parse(Rule::script, &exp.text) {
+        Ok(p) => p,
+        Err(_) => return Err(vec![detailed_error(exp)]),
+    };
+    let b = Builder {
+        exp,
+        depth: Cell::new(0),
+    };
+    b.script(pairs).map_err(|d| vec![d])
+}
+
+/// Serializes re-parses with pest's (global) error detail switched on.
+static DETAIL: Mutex<()> = Mutex::new(());
+
+/// Parses again with error detail on: slower, but it knows which tokens were expected.
+fn detailed_error(exp: &Expanded) -> Diagnostic {
+    let _guard = DETAIL.lock().unwrap_or_else(|e| e.into_inner());
+    pest::set_error_detail(true);
+    let result = StapParser::parse(Rule::script, &exp.text);
+    pest::set_error_detail(false);
+    match result {
+        Err(e) => syntax_error(exp, &e),
+        Ok(_) => Diagnostic::bare("internal error: the script parsed on the second try"),
+    }
+}
+
+fn rule_words(r: Rule) -> Option<&'static str> {
+    use Rule::*;
+    Some(match r {
+        EOI => "end of input",
+        ident | raw_ident => "an identifier",
+        number | neg_number => "a number",
+        string | string_lit => "a string",
+        literal => "a literal",
+        expr | paren | key_tuple | call | call_args | target | bulk_name | var_name | stat_call
+        | hist_log | hist_linear | entry_call | defined_call | cast_call | var_call | stat_name
+        | key => "an expression",
+        unary_op | incdec_pre | addr_op => "an expression",
+        assign_op | ternary_op | shift_op | cmp_op | or_op | and_op | bitor_op | xor_op
+        | bitand_op | concat_op | add_op | mul_op | incdec_post | in_op => "an operator",
+        member_op | index_op => "an operator",
+        empty_stmt | if_stmt | while_stmt | for_stmt | foreach_stmt | break_stmt
+        | continue_stmt | next_stmt | return_stmt | delete_stmt | try_stmt | expr_stmt => {
+            "a statement"
+        }
+        probe_point | component | component_name => "a probe point",
+        type_ann => "a type annotation `:long` or `:string`",
+        param => "a parameter name",
+        global_var => "a global variable name",
+        array_size | wrap_mark => "an array size",
+        global_init => "`=` and a literal",
+        foreach_head | foreach_value | foreach_keys | foreach_key => "a `foreach` key",
+        sort_mark | array_sort => "a sort mark `+` or `-`",
+        foreach_slice => "a slice `[...]`",
+        for_part => "an expression",
+        member_name => "a member name",
+        _ => return None,
+    })
+}
+
+fn syntax_error(exp: &Expanded, e: &pest::error::Error<Rule>) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let (start, end) = match e.location {
+        InputLocation::Pos(p) => (p, p),
+        InputLocation::Span(s) => s,
+    };
+    // Point at the offending token (a zero-width caret is hard to see).
+    let text = &exp.text;
+    let tok_end = text[start..]
+        .char_indices()
+        .find(|&(i, c)| c.is_whitespace() || (i > 0 && !(c.is_alphanumeric() || c == '_')))
+        .map_or(text.len(), |(i, _)| start + i)
+        .max(end)
+        .max((start + text[start..].chars().next().map_or(0, char::len_utf8)).min(text.len()));
+    let span = exp.span(start, tok_end);
+    let mut words: Vec<String> = Vec::new();
+    let mut push = |w: String| {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    };
+    if let Some(attempts) = e.parse_attempts() {
+        for t in attempts.expected_tokens() {
+            let s = t.to_string();
+            if !s.trim().is_empty() && !s.starts_with('/') && !s.starts_with('#') {
+                push(format!("`{s}`"));
+            }
+        }
+    }
+    if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
+        for r in positives {
+            if let Some(w) = rule_words(*r) {
+                push(w.to_string());
+            }
+        }
+    }
+    // Tokens covered by a description ("an expression", "an operator") add only noise.
+    let has = |w: &str, words: &[String]| words.iter().any(|x| x == w);
+    let expr = has("an expression", &words);
+    let op = has("an operator", &words);
+    words.retain(|w| {
+        let Some(tok) = w.strip_prefix('`').and_then(|t| t.strip_suffix('`')) else {
+            return !(expr && ["an identifier", "a number", "a string"].contains(&w.as_str()));
+        };
+        let range = tok.len() == 4 && tok.contains("..");
+        let starts_expr = tok.starts_with('@')
+            || [
+                "!", "\"", "$", "$$", "&", "(", "+", "++", "-", "--", "[", "~", "_",
+            ]
+            .contains(&tok);
+        // `(` after a name would make a call: noise next to "an operator".
+        let is_op = OPERATORS.contains(&tok) || ["in", "->", "[", "?", "("].contains(&tok);
+        !(range || tok == "_" || (expr && starts_expr) || (op && is_op))
+    });
+    // At the end of input, what is missing is a closing bracket.
+    if start >= text.len() {
+        let closers: Vec<String> = words
+            .iter()
+            .filter(|w| ["`}`", "`)`", "`]`"].contains(&w.as_str()))
+            .cloned()
+            .collect();
+        if !closers.is_empty() {
+            words = closers;
+        }
+    }
+    // Literal tokens first, then descriptions, so the message reads naturally.
+    words.sort_by_key(|w| !w.starts_with('`'));
+    let found = if start >= text.len() {
+        "end of input".to_string()
+    } else {
+        format!("`{}`", text[start..tok_end].trim())
+    };
+    let msg = match words.len() {
+        0 => format!("syntax error: unexpected {found}"),
+        _ => format!("expected {}, found {found}", join_or(&words)),
+    };
+    Diagnostic::error(msg, span)
+}
+
+const KEYWORDS: &[&str] = &[
+    "probe", "global", "private", "function", "if", "else", "foreach", "for", "in", "limit",
+    "return", "delete", "while", "break", "continue", "next", "string", "long", "try", "catch",
+];
+
+const OPERATORS: &[&str] = &[
+    "!=", "!~", "%", "%=", "&", "&&", "&=", "*", "*=", "+", "++", "+=", "-", "--", "-=", ".", ".=",
+    "/", "/=", "<", "<<", "<<<", "<<=", "<=", "=", "==", "=~", ">", ">=", ">>", ">>=", ">>>", "^",
+    "^=", "|", "|=", "||",
+];
+
+fn join_or(words: &[String]) -> String {
+    match words {
+        [] => String::new(),
+        [a] => a.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// `strtoull(s, 0)`: decimal, `0x` hex or leading-`0` octal; values above `i64::MAX` wrap.
+pub fn parse_number(text: &str) -> Result<i64, String> {
+    let (digits, radix) =
+        if let Some(h) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            (h, 16)
+        } else if text.len() > 1 && text.starts_with('0') {
+            (&text[1..], 8)
+        } else {
+            (text, 10)
+        };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(format!("invalid number `{text}`"));
+    }
+    u64::from_str_radix(digits, radix)
+        .map(|v| v as i64)
+        .map_err(|_| format!("number `{text}` does not fit in 64 bits"))
+}
+
+/// Decodes the body of a string literal (without quotes).
+pub fn unescape(body: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(e) = chars.next() else {
+            return Err("string ends with a lone `\\`".to_string());
+        };
+        let byte = match e {
+            'a' => 7,
+            'b' => 8,
+            't' => 9,
+            'n' => 10,
+            'v' => 11,
+            'f' => 12,
+            'r' => 13,
+            '0'..='7' => {
+                let mut v = e.to_digit(8).unwrap_or(0);
+                for _ in 0..2 {
+                    match chars.peek().and_then(|c| c.to_digit(8)) {
+                        Some(d) => {
+                            v = v * 8 + d;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                v
+            }
+            'x' => {
+                let mut v = 0;
+                let mut n = 0;
+                while n < 2 {
+                    match chars.peek().and_then(|c| c.to_digit(16)) {
+                        Some(d) => {
+                            v = v * 16 + d;
+                            chars.next();
+                            n += 1;
+                        }
+                        None => break,
+                    }
+                }
+                if n == 0 {
+                    return Err("`\\x` needs hex digits".to_string());
+                }
+                v
+            }
+            other => {
+                out.push(other);
+                continue;
+            }
+        };
+        if byte > 0x7f {
+            return Err(format!(
+                "escape for byte {byte:#x} is not supported yet (only ASCII)"
+            ));
+        }
+        if byte == 0 {
+            return Err("a NUL byte cannot appear in a string".to_string());
+        }
+        out.push(byte as u8 as char);
+    }
+    Ok(out)
+}
+
+struct Builder<'e> {
+    exp: &'e Expanded,
+    depth: Cell<usize>,
+}
+
+type R<T> = Result<T, Diagnostic>;
+
+/// An operand while precedence is applied: an expression with its depth, or a `[k, *]` list.
+enum Val {
+    E(Expr, usize),
+    Tuple(Vec<Option<Expr>>, Span, usize),
+}
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    P.get_or_init(|| {
+        PrattParser::new()
+            .op(Op::infix(Rule::assign_op, Assoc::Right))
+            .op(Op::infix(Rule::ternary_op, Assoc::Right))
+            .op(Op::infix(Rule::or_op, Assoc::Left))
+            .op(Op::infix(Rule::and_op, Assoc::Left))
+            .op(Op::infix(Rule::bitor_op, Assoc::Left))
+            .op(Op::infix(Rule::xor_op, Assoc::Left))
+            .op(Op::infix(Rule::bitand_op, Assoc::Left))
+            .op(Op::postfix(Rule::in_op))
+            .op(Op::infix(Rule::cmp_op, Assoc::Left))
+            .op(Op::infix(Rule::shift_op, Assoc::Left))
+            .op(Op::infix(Rule::concat_op, Assoc::Left))
+            .op(Op::infix(Rule::add_op, Assoc::Left))
+            .op(Op::infix(Rule::mul_op, Assoc::Left))
+            .op(Op::prefix(Rule::unary_op) | Op::prefix(Rule::addr_op))
+            .op(Op::prefix(Rule::incdec_pre) | Op::postfix(Rule::incdec_post))
+            .op(Op::postfix(Rule::member_op) | Op::postfix(Rule::index_op))
+    })
+}
+
+impl Builder<'_> {
+    /// The span of a pair, without the whitespace pest lets a rule end with.
+    fn sp(&self, p: &Pair<Rule>) -> Span {
+        let s = p.as_span();
+        let end = s.start() + p.as_str().trim_end().len();
+        self.exp.span(s.start(), end.max(s.start()))
+    }
+
+    fn ident(&self, p: Pair<Rule>) -> R<Ident> {
+        let name = p.as_str();
+        if KEYWORDS.contains(&name) {
+            return Err(Diagnostic::error(
+                format!("expected a name, found keyword `{name}`"),
+                self.sp(&p),
+            ));
+        }
+        Ok(Ident {
+            name: name.to_string(),
+            span: self.sp(&p),
+        })
+    }
+
+    fn script(&self, mut pairs: Pairs<Rule>) -> R<Script> {
+        let mut items = Vec::new();
+        for p in pairs.next().into_iter().flat_map(|p| p.into_inner()) {
+            items.push(match p.as_rule() {
+                Rule::global_decl => Item::Global(self.global(p)?),
+                Rule::function_decl => Item::Function(self.function(p)?),
+                Rule::probe_decl => self.probe(p)?,
+                _ => continue,
+            });
+        }
+        Ok(Script { items })
+    }
+
+    fn global(&self, p: Pair<Rule>) -> R<GlobalDecl> {
+        let span = self.sp(&p);
+        let mut private = false;
+        let mut vars = Vec::new();
+        for v in p.into_inner() {
+            if v.as_rule() == Rule::kw_private {
+                private = true;
+                continue;
+            }
+            let vspan = self.sp(&v);
+            let mut it = v.into_inner();
+            let name = self.ident(it.next().expect("global name"))?;
+            let mut g = GlobalVar {
+                name,
+                size: None,
+                wrap: false,
+                init: None,
+                span: vspan,
+            };
+            if let Some(x) = it.next() {
+                if x.as_rule() == Rule::array_size {
+                    let mut size = None;
+                    for s in x.into_inner() {
+                        match s.as_rule() {
+                            Rule::wrap_mark => g.wrap = true,
+                            _ => size = Some(self.number(&s)? as u64),
+                        }
+                    }
+                    g.size = Some(size);
+                } else {
+                    g.init = Some(self.literal(x.into_inner().next().expect("literal"))?);
+                }
+            }
+            vars.push(g);
+        }
+        Ok(GlobalDecl {
+            private,
+            vars,
+            span,
+        })
+    }
+
+    fn number(&self, p: &Pair<Rule>) -> R<i64> {
+        parse_number(p.as_str()).map_err(|m| Diagnostic::error(m, self.sp(p)))
+    }
+
+    fn string(&self, p: Pair<Rule>) -> R<String> {
+        let mut s = String::new();
+        for lit in p.into_inner() {
+            let t = lit.as_str();
+            s.push_str(
+                &unescape(&t[1..t.len() - 1]).map_err(|m| Diagnostic::error(m, self.sp(&lit)))?,
+            );
+        }
+        Ok(s)
+    }
+
+    fn literal(&self, p: Pair<Rule>) -> R<Literal> {
+        let inner = p.into_inner().next().expect("literal");
+        Ok(match inner.as_rule() {
+            Rule::neg_number => {
+                let n = inner.into_inner().next().expect("number");
+                Literal::Long(self.number(&n)?.wrapping_neg())
+            }
+            Rule::number => Literal::Long(self.number(&inner)?),
+            _ => Literal::Str(self.string(inner)?),
+        })
+    }
+
+    fn type_ann(&self, p: Pair<Rule>) -> TypeName {
+        match p
+            .into_inner()
+            .next()
+            .map(|t| t.as_str().trim().to_string())
+            .as_deref()
+        {
+            Some("string") => TypeName::String,
+            _ => TypeName::Long,
+        }
+    }
+
+    fn function(&self, p: Pair<Rule>) -> R<FunctionDecl> {
+        let span = self.sp(&p);
+        let mut private = false;
+        let mut name = None;
+        let mut ret = None;
+        let mut params = Vec::new();
+        let mut body = None;
+        for x in p.into_inner() {
+            match x.as_rule() {
+                Rule::kw_private => private = true,
+                Rule::ident => name = Some(self.ident(x)?),
+                Rule::type_ann => ret = Some(self.type_ann(x)),
+                Rule::param => {
+                    let pspan = self.sp(&x);
+                    let mut it = x.into_inner();
+                    let pname = self.ident(it.next().expect("param"))?;
+                    params.push(Param {
+                        name: pname,
+                        ty: it.next().map(|t| self.type_ann(t)),
+                        span: pspan,
+                    });
+                }
+                _ => body = Some(self.block(x)?),
+            }
+        }
+        Ok(FunctionDecl {
+            private,
+            name: name.expect("function name"),
+            ret,
+            params,
+            body: body.expect("function body"),
+            span,
+        })
+    }
+
+    fn component(&self, p: Pair<Rule>) -> R<Component> {
+        let span = self.sp(&p);
+        let mut it = p.into_inner();
+        let name = it.next().expect("component name").as_str().to_string();
+        let arg = it.next().map(|l| self.literal(l)).transpose()?;
+        Ok(Component { name, arg, span })
+    }
+
+    fn probe_point(&self, p: Pair<Rule>) -> R<ProbePoint> {
+        let span = self.sp(&p);
+        let mut pp = ProbePoint {
+            components: Vec::new(),
+            optional: false,
+            sufficient: false,
+            condition: None,
+            span,
+        };
+        for x in p.into_inner() {
+            match x.as_rule() {
+                Rule::component => pp.components.push(self.component(x)?),
+                Rule::pp_flag => {
+                    pp.optional = true;
+                    pp.sufficient = x.as_str() == "!";
+                }
+                _ => pp.condition = Some(self.expr(x.into_inner().next().expect("cond"))?),
+            }
+        }
+        Ok(pp)
+    }
+
+    /// A probe, or an alias (`probe NAME = points { }`).
+    fn probe(&self, p: Pair<Rule>) -> R<Item> {
+        let span = self.sp(&p);
+        let mut points = Vec::new();
+        let mut alias: Option<(ProbePoint, bool)> = None;
+        let mut body = None;
+        for x in p.into_inner() {
+            match x.as_rule() {
+                Rule::probe_point => points.push(self.probe_point(x)?),
+                Rule::alias_op => {
+                    let name = points.pop().expect("alias name");
+                    if name.optional || name.condition.is_some() {
+                        return Err(Diagnostic::error(
+                            "an alias name cannot have `?`, `!` or `if`",
+                            name.span,
+                        ));
+                    }
+                    alias = Some((name, x.as_str() == "+="));
+                }
+                _ => body = Some(self.block(x)?),
+            }
+        }
+        let body = body.expect("probe body");
+        Ok(match alias {
+            Some((name, append)) => Item::Alias(AliasDecl {
+                name: name.components,
+                append,
+                points,
+                body,
+                span,
+            }),
+            None => Item::Probe(ProbeDecl { points, body, span }),
+        })
+    }
+
+    fn enter(&self, span: Span) -> R<()> {
+        let d = self.depth.get() + 1;
+        if d > MAX_NESTING {
+            return Err(Diagnostic::error(
+                format!("statements are nested too deeply (the limit is {MAX_NESTING})"),
+                Span {
+                    end: span.start + 1,
+                    ..span
+                },
+            ));
+        }
+        self.depth.set(d);
+        Ok(())
+    }
+
+    fn block(&self, p: Pair<Rule>) -> R<Block> {
+        let span = self.sp(&p);
+        self.enter(span)?;
+        let stmts = p
+            .into_inner()
+            .map(|s| self.stmt(s))
+            .collect::<R<Vec<_>>>()?;
+        self.depth.set(self.depth.get() - 1);
+        Ok(Block { stmts, span })
+    }
+
+    fn sub_stmt(&self, p: Pair<Rule>) -> R<Box<Stmt>> {
+        let span = self.sp(&p);
+        self.enter(span)?;
+        let s = self.stmt(p)?;
+        self.depth.set(self.depth.get() - 1);
+        Ok(Box::new(s))
+    }
+
+    fn stmt(&self, p: Pair<Rule>) -> R<Stmt> {
+        let span = self.sp(&p);
+        let rule = p.as_rule();
+        if rule == Rule::block {
+            let b = self.block(p)?;
+            return Ok(Stmt {
+                kind: StmtKind::Block(b),
+                span,
+            });
+        }
+        let mut it = p.into_inner();
+        let kind = match rule {
+            Rule::empty_stmt => StmtKind::Empty,
+            Rule::expr_stmt => StmtKind::Expr(self.expr(it.next().expect("expr"))?),
+            Rule::if_stmt => {
+                let cond = self.expr(it.next().expect("cond"))?;
+                let then = self.sub_stmt(it.next().expect("then"))?;
+                let els = it.next().map(|e| self.sub_stmt(e)).transpose()?;
+                StmtKind::If { cond, then, els }
+            }
+            Rule::while_stmt => {
+                let cond = self.expr(it.next().expect("cond"))?;
+                StmtKind::While {
+                    cond,
+                    body: self.sub_stmt(it.next().expect("body"))?,
+                }
+            }
+            Rule::for_stmt => {
+                let mut part = || -> R<Option<Expr>> {
+                    it.next()
+                        .and_then(|p| p.into_inner().next())
+                        .map(|e| self.expr(e))
+                        .transpose()
+                };
+                let (init, cond, step) = (part()?, part()?, part()?);
+                StmtKind::For {
+                    init,
+                    cond,
+                    step,
+                    body: self.sub_stmt(it.next().expect("body"))?,
+                }
+            }
+            Rule::foreach_stmt => {
+                let head = it.next().expect("head");
+                StmtKind::Foreach(Box::new(self.foreach(head, it.next().expect("body"))?))
+            }
+            Rule::break_stmt => StmtKind::Break,
+            Rule::continue_stmt => StmtKind::Continue,
+            Rule::next_stmt => StmtKind::Next,
+            Rule::return_stmt => StmtKind::Return(it.next().map(|e| self.expr(e)).transpose()?),
+            Rule::delete_stmt => StmtKind::Delete(self.expr(it.next().expect("target"))?),
+            Rule::try_stmt => {
+                let body = self.block(it.next().expect("try"))?;
+                let mut x = it.next().expect("catch");
+                let catch_var = if x.as_rule() == Rule::ident {
+                    let v = self.ident(x)?;
+                    x = it.next().expect("catch block");
+                    Some(v)
+                } else {
+                    None
+                };
+                StmtKind::Try {
+                    body,
+                    catch_var,
+                    catch: self.block(x)?,
+                }
+            }
+            r => unreachable!("statement rule {r:?}"),
+        };
+        Ok(Stmt { kind, span })
+    }
+}

@@ -1,0 +1,84 @@
+//! Ring-buffer records → decoded events, driven by the compiler's event layouts.
+
+use crate::format::Value;
+use rtap_compiler::object::{EventKind, EventSpec, FieldKind, RECORD_HEADER};
+
+/// A record whose header or size does not match any layout.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadRecord(pub String);
+
+/// The event id of a record.
+pub fn event_id(record: &[u8]) -> Result<u32, BadRecord> {
+    let head = record
+        .get(..4)
+        .ok_or_else(|| BadRecord(format!("record of {} bytes has no header", record.len())))?;
+    Ok(u32::from_ne_bytes(head.try_into().unwrap_or_default()))
+}
+
+/// Decodes the fields of a record laid out by `spec`.
+pub fn decode<'r>(spec: &EventSpec, record: &'r [u8]) -> Result<Vec<Value<'r>>, BadRecord> {
+    if (record.len() as u32) < spec.size.max(RECORD_HEADER) {
+        return Err(BadRecord(format!(
+            "record of {} bytes is shorter than its layout ({} bytes)",
+            record.len(),
+            spec.size
+        )));
+    }
+    Ok(spec
+        .fields
+        .iter()
+        .map(|f| {
+            let at = f.offset as usize;
+            match f.kind {
+                FieldKind::Long => {
+                    let b: [u8; 8] = record[at..at + 8].try_into().unwrap_or_default();
+                    Value::Long(i64::from_ne_bytes(b))
+                }
+                FieldKind::Str { cap } => {
+                    let slot = &record[at..at + cap as usize];
+                    let end = slot.iter().position(|&b| b == 0).unwrap_or(slot.len());
+                    Value::Str(&slot[..end])
+                }
+            }
+        })
+        .collect())
+}
+
+/// Whether an event kind produces output text.
+pub fn is_printf(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Printf(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtap_compiler::object::Field;
+
+    /// Longs and NUL-terminated strings are read at their layout offsets.
+    #[test]
+    fn decodes_fields() {
+        let spec = EventSpec {
+            kind: EventKind::Exit,
+            size: 8 + 8 + 8,
+            fields: vec![
+                Field {
+                    offset: 8,
+                    kind: FieldKind::Long,
+                },
+                Field {
+                    offset: 16,
+                    kind: FieldKind::Str { cap: 8 },
+                },
+            ],
+        };
+        let mut rec = vec![0u8; 24];
+        rec[..4].copy_from_slice(&7u32.to_ne_bytes());
+        rec[8..16].copy_from_slice(&(-5i64).to_ne_bytes());
+        rec[16..19].copy_from_slice(b"abc");
+        assert_eq!(event_id(&rec), Ok(7));
+        assert_eq!(
+            decode(&spec, &rec).unwrap(),
+            vec![Value::Long(-5), Value::Str(b"abc")]
+        );
+    }
+}

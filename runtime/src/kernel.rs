@@ -1,0 +1,348 @@
+//! The only module that talks to the kernel: maps, program loads, links, test runs.
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
+use rtap_compiler::bpf::insn::Insn;
+use rtap_compiler::object::{BpfObject, MapKind, MapSpec, ProgramKind, ProgramSpec};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum KernelError {
+    #[error("rtap needs root, or the CAP_BPF and CAP_PERFMON capabilities, to load BPF programs")]
+    Permission,
+    #[error("cannot create map `{name}`: {source}")]
+    Map {
+        name: String,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error("the kernel verifier rejected the program for `{probe}`{at}\n{log}")]
+    Verifier {
+        probe: String,
+        at: String,
+        log: String,
+    },
+    #[error("cannot load the program for `{probe}`: {source}")]
+    Load {
+        probe: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot attach `{probe}`: {source}")]
+    Attach {
+        probe: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run the `{probe}` handler: {source}")]
+    Run {
+        probe: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read map `{name}`: {source}")]
+    MapRead {
+        name: String,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+}
+
+fn is_permission(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+}
+
+/// Creates every map of the object, in order, so `MapId(i)` is `maps[i]`.
+pub fn create_maps(obj: &BpfObject) -> Result<Vec<MapHandle>, KernelError> {
+    obj.maps.iter().map(create_map).collect()
+}
+
+fn create_map(spec: &MapSpec) -> Result<MapHandle, KernelError> {
+    let ty = match spec.kind {
+        MapKind::Hash => MapType::Hash,
+        MapKind::Array => MapType::Array,
+        MapKind::PercpuHash => MapType::PercpuHash,
+        MapKind::PercpuArray => MapType::PercpuArray,
+        MapKind::RingBuf => MapType::RingBuf,
+    };
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    // Kernel map names are limited to 15 characters.
+    let name: String = spec
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(15)
+        .collect();
+    MapHandle::create(
+        ty,
+        Some(name),
+        spec.key_size,
+        spec.value_size,
+        spec.max_entries,
+        &opts,
+    )
+    .map_err(|source| {
+        if source.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+            KernelError::Permission
+        } else {
+            KernelError::Map {
+                name: spec.name.clone(),
+                source,
+            }
+        }
+    })
+}
+
+/// Replaces map ids in `ld_imm64` pseudo-map-fd instructions with real fds.
+fn patch_map_fds(insns: &[Insn], maps: &[MapHandle]) -> Vec<libbpf_sys::bpf_insn> {
+    let mut out = Vec::with_capacity(insns.len());
+    let mut i = 0;
+    while i < insns.len() {
+        let insn = insns[i];
+        let mut raw = to_raw(insn);
+        // BPF_LD | BPF_IMM | BPF_DW with src = BPF_PSEUDO_MAP_FD.
+        if insn.code == 0x18 && (insn.regs >> 4) == 1 {
+            if let Some(map) = maps.get(insn.imm as usize) {
+                raw.imm = map.as_fd().as_raw_fd();
+            }
+        }
+        out.push(raw);
+        if insn.code == 0x18 {
+            if let Some(next) = insns.get(i + 1) {
+                out.push(to_raw(*next));
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn to_raw(insn: Insn) -> libbpf_sys::bpf_insn {
+    let mut raw = libbpf_sys::bpf_insn {
+        code: insn.code,
+        off: insn.off,
+        imm: insn.imm,
+        ..Default::default()
+    };
+    raw.set_dst_reg(insn.regs & 0x0f);
+    raw.set_src_reg(insn.regs >> 4);
+    raw
+}
+
+/// Loads one program; on a verifier rejection, points at the script line of the rejected instruction.
+pub fn load_program(spec: &ProgramSpec, maps: &[MapHandle]) -> Result<OwnedFd, KernelError> {
+    let insns = patch_map_fds(&spec.insns, maps);
+    let (prog_type, attach_type) = match spec.kind {
+        ProgramKind::Uprobe => (
+            libbpf_sys::BPF_PROG_TYPE_KPROBE,
+            libbpf_sys::BPF_TRACE_UPROBE_MULTI,
+        ),
+        ProgramKind::OneShot => (libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT, 0),
+        ProgramKind::PerfEvent => (libbpf_sys::BPF_PROG_TYPE_PERF_EVENT, 0),
+    };
+    let name = CString::new(
+        spec.name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(15)
+            .collect::<String>(),
+    )
+    .unwrap_or_default();
+    let license = c"GPL";
+    let mut log = vec![0u8; 4 << 20];
+    let mut attempt = |with_log: bool| {
+        let mut opts = libbpf_sys::bpf_prog_load_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
+            expected_attach_type: attach_type,
+            ..Default::default()
+        };
+        if with_log {
+            opts.log_level = 1;
+            opts.log_size = log.len() as u32;
+            opts.log_buf = log.as_mut_ptr().cast();
+        }
+        // SAFETY: every pointer refers to a live buffer of the stated size.
+        let fd = unsafe {
+            libbpf_sys::bpf_prog_load(
+                prog_type,
+                name.as_ptr(),
+                license.as_ptr(),
+                insns.as_ptr(),
+                insns.len() as _,
+                &mut opts,
+            )
+        };
+        if fd < 0 {
+            Err(std::io::Error::from_raw_os_error(-fd))
+        } else {
+            // SAFETY: the kernel just returned this fd to us.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        }
+    };
+    // Load without a log first: logging slows the verifier down.
+    match attempt(false) {
+        Ok(fd) => Ok(fd),
+        Err(e) if is_permission(&e) && !has_bpf_privileges() => Err(KernelError::Permission),
+        Err(e)
+            if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EINVAL) =>
+        {
+            let _ = attempt(true);
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]).into_owned();
+            if text.trim().is_empty() {
+                return Err(KernelError::Load {
+                    probe: spec.probe_point.clone(),
+                    source: e,
+                });
+            }
+            Err(KernelError::Verifier {
+                probe: spec.probe_point.clone(),
+                at: rejected_at(spec, &text),
+                log: text,
+            })
+        }
+        Err(source) => Err(KernelError::Load {
+            probe: spec.probe_point.clone(),
+            source,
+        }),
+    }
+}
+
+/// The script line of the last instruction the verifier log mentions.
+fn rejected_at(spec: &ProgramSpec, log: &str) -> String {
+    let idx = log.lines().rev().find_map(|l| {
+        let (n, rest) = l.split_once(": ")?;
+        rest.starts_with('(')
+            .then(|| n.trim().parse::<u32>().ok())?
+    });
+    let Some(idx) = idx else {
+        return String::new();
+    };
+    match spec.notes.iter().rev().find(|n| n.insn <= idx) {
+        Some(note) => format!(
+            " at instruction {idx}, from {}: `{}`",
+            note.location, note.text
+        ),
+        None => format!(" at instruction {idx}"),
+    }
+}
+
+/// Whether this process may load BPF programs at all.
+pub fn has_bpf_privileges() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    // CAP_BPF is 39, CAP_PERFMON 38; CapEff is a hex mask.
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 39) != 0 && caps & (1 << 38) != 0)
+}
+
+/// Attaches a program to file offsets with one uprobe_multi link; `pid` restricts it to one process.
+pub fn attach_uprobe_multi(
+    prog: &OwnedFd,
+    probe: &str,
+    path: &Path,
+    offsets: &[u64],
+    retprobe: bool,
+    pid: Option<u32>,
+) -> Result<OwnedFd, KernelError> {
+    let err = |source| KernelError::Attach {
+        probe: probe.to_string(),
+        source,
+    };
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| err(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+    let offs: Vec<libc::c_ulong> = offsets.iter().map(|&o| o as libc::c_ulong).collect();
+    let mut opts = libbpf_sys::bpf_link_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+        ..Default::default()
+    };
+    opts.__bindgen_anon_1.uprobe_multi =
+        libbpf_sys::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_3 {
+            path: cpath.as_ptr(),
+            offsets: offs.as_ptr(),
+            cnt: offs.len() as u32,
+            flags: if retprobe {
+                libbpf_sys::BPF_F_UPROBE_MULTI_RETURN
+            } else {
+                0
+            },
+            pid: pid.unwrap_or(0),
+            ..Default::default()
+        };
+    // SAFETY: the path and offsets outlive the call; the opts struct is fully initialised.
+    let fd = unsafe {
+        libbpf_sys::bpf_link_create(
+            prog.as_raw_fd(),
+            0,
+            libbpf_sys::BPF_TRACE_UPROBE_MULTI,
+            &opts,
+        )
+    };
+    if fd < 0 {
+        return Err(err(std::io::Error::from_raw_os_error(-fd)));
+    }
+    // SAFETY: the kernel just returned this fd to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Runs a one-shot (begin/end) program once, in this process's context.
+pub fn run_once(prog: &OwnedFd, probe: &str) -> Result<(), KernelError> {
+    // A raw-tracepoint context is an array of u64 arguments; none are used.
+    let ctx = [0u64; 8];
+    let mut opts = libbpf_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+        ctx_in: ctx.as_ptr().cast(),
+        ctx_size_in: std::mem::size_of_val(&ctx) as u32,
+        ..Default::default()
+    };
+    // SAFETY: ctx outlives the call.
+    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(KernelError::Run {
+            probe: probe.to_string(),
+            source: e,
+        });
+    }
+    Ok(())
+}
+
+/// Sums a per-CPU array's `u64` slot over all CPUs.
+pub fn percpu_sum(map: &MapHandle, slot: u32) -> Result<u64, KernelError> {
+    let values = map
+        .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| KernelError::MapRead {
+            name: map.name().to_string_lossy().into_owned(),
+            source,
+        })?;
+    Ok(values
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.get(..8))
+        .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+        .sum())
+}
+
+/// Writes one `u64` slot of an array map.
+pub fn array_set(map: &MapHandle, slot: u32, value: u64) -> Result<(), KernelError> {
+    map.update(&slot.to_ne_bytes(), &value.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| KernelError::MapRead {
+            name: map.name().to_string_lossy().into_owned(),
+            source,
+        })
+}
