@@ -5,7 +5,7 @@ use crate::bpf::{self, CodegenOptions};
 use crate::dwarf::Cache;
 use crate::object::BpfObject;
 use rtap_lang::diag::Diagnostic;
-use rtap_lang::span::{FileId, SourceFile, SourceMap};
+use rtap_lang::span::{FileId, SourceMap};
 use rtap_lang::ScriptArgs;
 
 /// Where to stop.
@@ -59,25 +59,11 @@ pub fn compile(
     Ok((Output::Object(obj), warnings))
 }
 
-/// `-l`/`-L`: the probe point is parsed as the script `probe PP {}`.
+/// `-l`/`-L`: the lines for a probe point, or the rendered reason it is invalid.
 pub fn list(pp: &str, with_vars: bool) -> Result<Vec<String>, String> {
-    let mut sources = SourceMap::default();
-    let file = sources.add(SourceFile::new("<probe point>", format!("probe {pp} {{}}")));
-    let render = |d: &[Diagnostic], s: &SourceMap| rtap_lang::diag::render(s, d);
-    let script = rtap_lang::parse(&sources, file, &ScriptArgs(Vec::new()))
-        .map_err(|d| render(&d, &sources))?;
-    let (program, diags) = rtap_lang::check(&script, &sources);
-    let errors: Vec<_> = diags.into_iter().filter(|d| d.is_error()).collect();
-    let Some(program) = program.filter(|_| errors.is_empty()) else {
-        return Err(render(&errors, &sources));
-    };
-    let points: Vec<_> = program
-        .probes
-        .iter()
-        .flat_map(|p| p.points.iter().cloned())
-        .collect();
-    let mut cache = Cache::default();
-    crate::list::list(&points, with_vars, &mut cache).map_err(|e| format!("error: {e}\n"))
+    let points = crate::list::parse_points(pp)?;
+    crate::list::list(&points, with_vars, &mut Cache::default())
+        .map_err(|e| format!("error: {e}\n"))
 }
 
 /// The listing as a JSON array of `{probe, vars: [{name, type}]}` objects.

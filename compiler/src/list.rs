@@ -4,7 +4,7 @@ use crate::dwarf::{Binary, Cache, DwarfError, FunctionPattern, FunctionSite};
 use crate::resolve::{function_sites, target_binaries, ResolveError};
 use rtap_lang::hir::{FunctionFilter, ProbeKind, ProbePoint, ProcessSite, ProcessTarget};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -143,91 +143,11 @@ pub fn parse_points(pp: &str) -> Result<Vec<ProbePoint>, String> {
     Ok(program.probes.into_iter().flat_map(|p| p.points).collect())
 }
 
-/// The layer helper for `tests/cases/list/NAME.args`, in the runner's format: headers
-/// `# fixture: NAME -OLEVEL` and optional `# flag: -l`, then the probe point, where
-/// `@FIXTURE@` stands for the fixture binary (`fixture(name, opt)` builds or finds it).
-/// Output: the lines, then `--- exit 1` when nothing matched, as the CLI does.
-pub fn run_list_case(
-    case: &str,
-    fixture: &dyn Fn(&str, &str) -> Result<PathBuf, String>,
-) -> String {
-    let header = |key: &str| {
-        case.lines().find_map(|l| {
-            let rest = l.strip_prefix('#')?.trim_start().strip_prefix(key)?;
-            Some(rest.strip_prefix(':')?.trim().to_string())
-        })
-    };
-    let Some(fx) = header("fixture") else {
-        return "case error: missing `# fixture: NAME -OLEVEL` header\n".into();
-    };
-    let (name, opt) = fx.split_once(' ').unwrap_or((fx.as_str(), "-O0"));
-    let with_vars = header("flag").is_none_or(|f| f != "-l");
-    let Some(point) = case
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
-    else {
-        return "case error: missing probe point line\n".into();
-    };
-    let binary = match fixture(name, opt) {
-        Ok(b) => b,
-        Err(e) => return format!("case error: {e}\n"),
-    };
-    let canon = std::fs::canonicalize(&binary).unwrap_or(binary);
-    let canon = canon.display().to_string();
-    let point = point.trim().replace("@FIXTURE@", &canon);
-    let out = match parse_points(&point).and_then(|points| {
-        list(&points, with_vars, &mut Cache::new()).map_err(|e| format!("error: {e}\n"))
-    }) {
-        Ok(lines) if lines.is_empty() => "--- exit 1\n".to_string(),
-        Ok(lines) => lines.iter().map(|l| format!("{l}\n")).collect(),
-        Err(e) => format!("--- stderr\n{e}--- exit 1\n"),
-    };
-    out.replace(&canon, "@FIXTURE@")
-}
-
 /// Pids and "any process" have no file to list from.
 pub(crate) fn unsupported_target(target: &ProcessTarget) -> Option<String> {
     match target {
         ProcessTarget::Path(_) => None,
         ProcessTarget::Pid(p) => Some(format!("`process({p})` is not supported yet")),
         ProcessTarget::Any => Some("`process` without a path is not supported yet".into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every `tests/cases/list/*.args` case; `UPDATE_EXPECT=1` rewrites the `.out` files.
-    #[test]
-    fn list_cases() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cases/list");
-        let mut cases: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "args"))
-            .collect();
-        cases.sort();
-        assert!(!cases.is_empty());
-        let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
-        let fixture = |name: &str, opt: &str| Ok(crate::dwarf::test_fixture(name, opt));
-        let mut failed = Vec::new();
-        for case in cases {
-            let text = std::fs::read_to_string(&case).unwrap();
-            let got = run_list_case(&text, &fixture);
-            let out = case.with_extension("out");
-            if update {
-                std::fs::write(&out, &got).unwrap();
-                continue;
-            }
-            let want = std::fs::read_to_string(&out).unwrap_or_default();
-            if want != got {
-                failed.push(format!(
-                    "{}:\n--- want\n{want}--- got\n{got}",
-                    case.display()
-                ));
-            }
-        }
-        assert!(failed.is_empty(), "{}", failed.join("\n"));
     }
 }

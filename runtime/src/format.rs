@@ -77,10 +77,7 @@ fn conversion(
             }
         }
         ConvKind::Binary => {
-            let n = match width {
-                Some(n @ (1 | 2 | 4 | 8)) => n,
-                _ => 8,
-            };
+            let n = width.filter(|n| matches!(n, 1 | 2 | 4 | 8)).unwrap_or(8);
             out.extend_from_slice(&value.long().to_ne_bytes()[..n]);
         }
         ConvKind::Memory | ConvKind::MemoryHex => {

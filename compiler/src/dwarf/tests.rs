@@ -85,7 +85,7 @@ fn send_msg_at_o0_reads_stack_slots_after_the_prologue() {
     let b = Binary::open(&fixture("sendmsg", "-O0")).unwrap();
     let s = site(&b, "send_msg");
     assert!(s.probe > s.entry, "probe after the prologue");
-    assert_eq!(s.decl_line, Some(19));
+    assert_eq!(s.decl_line, Some(20));
     let (m, ty) = ops(&b, &s, false, "$m");
     assert_eq!(ty, "struct msg*");
     // rbp- or rsp-relative slot from the CFA, then a load.

@@ -57,7 +57,7 @@ fn function_probe_sites_and_plans() {
     let u = uprobe(&probes[0]);
     assert!(!u.retprobe && u.function == "send_msg");
     assert!(
-        u.pp.ends_with(".function(\"send_msg@fixtures/sendmsg.c:19\")"),
+        u.pp.ends_with(".function(\"send_msg@fixtures/sendmsg.c:20\")"),
         "{}",
         u.pp
     );
