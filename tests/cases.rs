@@ -173,7 +173,11 @@ fn run_case(path: &Path, fixture: &str, opt: &str) -> Result<(), Failed> {
         .unwrap_or_else(|| "@FIXTURE@".into())
         .replace("@FIXTURE@", &fxs);
     let mut cmd = Command::new(rtap_binary()?);
-    cmd.arg("-e").arg(&script).arg("-c").arg(&command);
+    cmd.arg("-e").arg(&script);
+    // `# command: none` runs the script without `-c`; it must end by itself.
+    if command != "none" {
+        cmd.arg("-c").arg(&command);
+    }
     if let Some(extra) = header(&text, "rtap-args") {
         cmd.args(extra.split_whitespace());
     }

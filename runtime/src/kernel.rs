@@ -346,3 +346,53 @@ pub fn array_set(map: &MapHandle, slot: u32, value: u64) -> Result<(), KernelErr
             source,
         })
 }
+
+/// Fires a perf-event program every `period_ns` on each listed CPU (a software
+/// CPU clock, which ticks whether the CPU is busy or idle). The counters are the links.
+pub fn attach_timer(
+    prog: &OwnedFd,
+    probe: &str,
+    period_ns: u64,
+    cpus: &[u32],
+) -> Result<Vec<perf_event_open::count::Counter>, KernelError> {
+    use perf_event_open::config::{All, Cpu, Opts, SampleOn};
+    use perf_event_open::count::Counter;
+    use perf_event_open::event::sw::Software;
+    let err = |source| KernelError::Attach {
+        probe: probe.to_string(),
+        source,
+    };
+    let prog_file = std::fs::File::from(prog.try_clone().map_err(err)?);
+    let opts = Opts {
+        sample_on: SampleOn::Count(period_ns.max(1)),
+        enable: true,
+        ..Opts::default()
+    };
+    cpus.iter()
+        .map(|&cpu| {
+            let c = Counter::new(Software::CpuClock, (Cpu(cpu), All), &opts).map_err(err)?;
+            c.attach_bpf(&prog_file).map_err(err)?;
+            Ok(c)
+        })
+        .collect()
+}
+
+/// The online CPUs, from `/sys/devices/system/cpu/online` (e.g. `0-3,6`).
+pub fn online_cpus() -> Vec<u32> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                    cpus.extend(a..=b);
+                }
+            }
+            None => cpus.extend(part.parse::<u32>().ok()),
+        }
+    }
+    if cpus.is_empty() {
+        cpus.push(0);
+    }
+    cpus
+}

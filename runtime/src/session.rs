@@ -275,25 +275,39 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
     })?;
 
     let mut links = Vec::new();
+    let mut timers = Vec::new();
     if !sink.borrow().exit_requested {
         for (p, fd) in obj.programs.iter().zip(&progs) {
-            if let (
-                ProgramKind::Uprobe,
-                Attach::Uprobe {
-                    path,
-                    offsets,
-                    retprobe,
-                },
-            ) = (p.kind, &p.attach)
-            {
-                links.push(kernel::attach_uprobe_multi(
+            match (p.kind, &p.attach) {
+                (
+                    ProgramKind::Uprobe,
+                    Attach::Uprobe {
+                        path,
+                        offsets,
+                        retprobe,
+                    },
+                ) => links.push(kernel::attach_uprobe_multi(
                     fd,
                     &p.probe_point,
                     path,
                     offsets,
                     *retprobe,
                     target,
-                )?);
+                )?),
+                (
+                    ProgramKind::PerfEvent,
+                    Attach::Timer {
+                        period_ns,
+                        every_cpu,
+                        ..
+                    },
+                ) => {
+                    // `timer.*` fires on one CPU; `timer.profile` on every CPU.
+                    let cpus = kernel::online_cpus();
+                    let cpus = if *every_cpu { &cpus[..] } else { &cpus[..1] };
+                    timers.extend(kernel::attach_timer(fd, &p.probe_point, *period_ns, cpus)?);
+                }
+                _ => {}
             }
         }
     }
@@ -364,6 +378,7 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
     }
 
     // Stop new hits first, then take every record already in the buffer.
+    drop(timers);
     drop(links);
     drain();
     if let Some(c) = &child {
