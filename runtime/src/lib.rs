@@ -4,4 +4,5 @@
 pub mod events;
 pub mod format;
 pub mod kernel;
+pub mod report;
 pub mod session;

@@ -249,11 +249,18 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
             return Err(SessionError::NoProcess(pid));
         }
     }
+    let config = &maps[obj.config.0 as usize];
     kernel::array_set(
-        &maps[obj.config.0 as usize],
+        config,
         ConfigSlot::TargetPid as u32,
         target.unwrap_or(0) as u64,
     )?;
+    kernel::array_set(
+        config,
+        ConfigSlot::RealtimeOffsetNs as u32,
+        realtime_offset_ns() as u64,
+    )?;
+    crate::report::write_inits(&obj.globals, &maps).map_err(SessionError::RingBuf)?;
 
     let run_oneshots = |select: &dyn Fn(&Attach) -> Option<i64>| -> Result<(), SessionError> {
         let mut order: Vec<(i64, usize)> = obj
@@ -408,6 +415,12 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         })?;
     }
     drain();
+    let report = crate::report::auto_print(&obj.globals, &maps);
+    if !report.is_empty() {
+        let mut s = sink.borrow_mut();
+        let _ = s.out.write_all(report.as_bytes());
+        let _ = s.out.flush();
+    }
 
     let lost = kernel::percpu_sum(counters, Counter::LostRecords as u32)?;
     let bpf_errors = kernel::percpu_sum(counters, Counter::Errors as u32)?;
@@ -424,4 +437,18 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         skipped,
         lost,
     })
+}
+
+/// `CLOCK_REALTIME − CLOCK_BOOTTIME`, so BPF can turn boot time into wall-clock time.
+fn realtime_offset_ns() -> i64 {
+    let now = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    };
+    now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME)
 }
