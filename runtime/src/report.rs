@@ -131,7 +131,7 @@ pub fn auto_print(globals: &[GlobalSpec], maps: &[MapHandle]) -> String {
             out.push_str(&format!("{}{sep}{}\n", g.name, show(&v)));
             continue;
         }
-        let mut rows: Vec<(Vec<u8>, Val)> = map
+        let rows: Vec<(Vec<u8>, Val)> = map
             .keys()
             .filter_map(|k| value(map, g.value, &k).map(|v| (k, v)))
             .collect();
