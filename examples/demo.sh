@@ -3,14 +3,7 @@
 # `send_msg(struct msg *m, int q)` with a SystemTap script, reading `$m->interface` from DWARF.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=()
-for pkg in libelf-dev zlib1g-dev pkg-config gcc make; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${need[@]}"
-fi
+./tests/install-deps.sh
 cargo build --release --quiet -p rtap-runtime
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
