@@ -5,4 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tests/install-deps.sh
 cargo build --workspace --quiet
-cargo test --workspace --quiet
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --quiet 2>&1 | tee "$log" || status=$?
+# One closing line for the whole workspace: cargo's last line is often an empty doc-test run.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "all tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"
