@@ -5,6 +5,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use rtap_tests::{bpf_unavailable, cases_dir, expect_file, fixture_dir, header, must_not_skip};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 fn main() {
     let args = Arguments::from_args();
@@ -89,12 +90,53 @@ fn fixture_copy(name: &str, opt: &str, case: &str) -> Result<PathBuf, String> {
     Ok(dst)
 }
 
-/// `-l`/`-L` cases: `# fixture: NAME -O2` and the probe point on the first other line,
-/// with `@FIXTURE@` standing for the fixture's path in input and output.
+/// The rig's libsystemd (`stock` or `blogcompat`), built once per test run by
+/// `../shared/rig/build.sh`, which caches its output under /tmp/rig.
+fn rig_library(variant: &str) -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/rig");
+    BUILT
+        .get_or_init(|| {
+            let script = root.join("build.sh");
+            if !script.exists() {
+                return Err(format!(
+                    "the sd-bus rig is missing: no {}",
+                    script.display()
+                ));
+            }
+            let out = Command::new("bash")
+                .arg(&script)
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the sd-bus rig build failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        })
+        .clone()?;
+    let dir = match variant {
+        "stock" => "systemd-build",
+        "blogcompat" => "systemd-build-blogcompat",
+        _ => return Err(format!("unknown rig variant `{variant}`")),
+    };
+    Ok(Path::new("/tmp/rig").join(dir).join("libsystemd.so.0.35.0"))
+}
+
+/// `-l`/`-L` cases: `# fixture: NAME -O2` (or `# fixture: rig stock|blogcompat`) and the
+/// probe point on the first other line, with `@FIXTURE@` standing for the binary's path in
+/// input and output.
 fn list_case(text: &str, file: &str) -> Result<String, String> {
     let fx = header(text, "fixture").ok_or("missing `# fixture:` header")?;
     let (name, opt) = fx.split_once(' ').unwrap_or((fx.as_str(), "-O0"));
-    let path = fixture_copy(name, opt, &file.replace('.', "_"))?;
+    let path = if name == "rig" {
+        rig_library(opt)?
+    } else {
+        fixture_copy(name, opt, &file.replace('.', "_"))?
+    };
     let flag = header(text, "flag").unwrap_or_else(|| "-L".into());
     let pp = text
         .lines()
@@ -106,7 +148,9 @@ fn list_case(text: &str, file: &str) -> Result<String, String> {
         .arg(&pp)
         .output()
         .map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&path);
+    if name != "rig" {
+        let _ = std::fs::remove_file(&path);
+    }
     Ok(render_run(&out, &path))
 }
 
