@@ -5,7 +5,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use rtap_tests::{bpf_unavailable, cases_dir, expect_file, fixture_dir, header, must_not_skip};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 fn main() {
     let args = Arguments::from_args();
@@ -21,6 +21,7 @@ fn main() {
     }));
     trials.extend(layer("list", "args", "out", list_case));
     trials.extend(run_cases());
+    trials.extend(rig_cases());
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -228,4 +229,65 @@ fn run_case(path: &Path, fixture: &str, opt: &str) -> Result<(), Failed> {
     let out = cmd.output().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&fx);
     expect_file(&path.with_extension("out"), &render_run(&out, &fx)).map_err(Failed::from)
+}
+
+/// Real sd-bus cases: `rig/NAME.rtap` runs under `../shared/rig/run.sh MODE` (private
+/// dbus-daemon plus the flood driver) with headers `# variant:`, `# mode:` and `# args:`
+/// (script arguments after the library path). The tracer's output must equal `NAME.out`.
+fn rig_cases() -> Vec<Trial> {
+    case_files("rig", "rtap")
+        .into_iter()
+        .map(|path| {
+            let trial = Trial::test(format!("rig::{}", stem(&path)), move || {
+                if let Some(why) = bpf_unavailable() {
+                    return Err(format!("CI=true but BPF is unavailable: {why}").into());
+                }
+                rig_case(&path)
+            });
+            match bpf_unavailable() {
+                Some(_) if !must_not_skip() => trial.with_ignored_flag(true),
+                _ => trial,
+            }
+        })
+        .collect()
+}
+
+fn rig_case(path: &Path) -> Result<(), Failed> {
+    // One flood at a time: the runs share the rig's run directory and the CPUs.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let text = read(path)?;
+    let variant = header(&text, "variant").unwrap_or_else(|| "stock".into());
+    let mode = header(&text, "mode").ok_or("missing `# mode:` header")?;
+    let args = header(&text, "args").unwrap_or_default();
+    rig_library(&variant)?;
+    let out_file = std::env::temp_dir().join(format!(
+        "rtap-rig-{}-{}.out",
+        std::process::id(),
+        stem(path)
+    ));
+    let trace = format!(
+        "{} {} @LIB@ {args}",
+        rtap_binary()?.display(),
+        path.display()
+    );
+    let run = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/rig/run.sh"))
+        .args(mode.split_whitespace())
+        .env("VARIANT", &variant)
+        .env("TRACE", &trace)
+        .env("TRACE_OUT", &out_file)
+        .output()
+        .map_err(|e| format!("cannot run the rig: {e}"))?;
+    let traced = std::fs::read_to_string(&out_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_file);
+    if !run.status.success() {
+        return Err(format!(
+            "the rig's driver failed ({}):\n{}\n--- tracer output\n{traced}",
+            run.status,
+            String::from_utf8_lossy(&run.stdout)
+        )
+        .into());
+    }
+    expect_file(&path.with_extension("out"), &traced).map_err(Failed::from)
 }
