@@ -2,7 +2,7 @@
 
 use super::insn::format_insn;
 use crate::object::*;
-use rtap_lang::printf::{ConvKind, Count, Format, Piece};
+use rtap_lang::printf::{Format, Piece};
 use std::fmt::Write;
 
 /// Renders a parsed format back to printf syntax, escaping control characters.
@@ -22,44 +22,8 @@ pub fn format_text(f: &Format) -> String {
                     }
                 }
             }
-            Piece::Conv(c) => {
-                s.push('%');
-                for (on, ch) in [
-                    (c.flags.left, '-'),
-                    (c.flags.plus, '+'),
-                    (c.flags.space, ' '),
-                    (c.flags.alt, '#'),
-                    (c.flags.zero, '0'),
-                ] {
-                    if on {
-                        s.push(ch);
-                    }
-                }
-                let count = |n: Count| match n {
-                    Count::Fixed(n) => n.to_string(),
-                    Count::Star => "*".to_string(),
-                };
-                if let Some(w) = c.width {
-                    s.push_str(&count(w));
-                }
-                if let Some(p) = c.precision {
-                    s.push('.');
-                    s.push_str(&count(p));
-                }
-                s.push(match c.kind {
-                    ConvKind::Signed => 'd',
-                    ConvKind::Unsigned => 'u',
-                    ConvKind::Octal => 'o',
-                    ConvKind::HexLower => 'x',
-                    ConvKind::HexUpper => 'X',
-                    ConvKind::Pointer => 'p',
-                    ConvKind::Char => 'c',
-                    ConvKind::Str => 's',
-                    ConvKind::Binary => 'b',
-                    ConvKind::Memory => 'm',
-                    ConvKind::MemoryHex => 'M',
-                });
-            }
+            // The conversion as written; `%%` arrives as text, so `%` here is always a conversion.
+            Piece::Conv(c) => s.push_str(&c.to_string()),
         }
     }
     s
