@@ -22,7 +22,27 @@ fn main() {
     trials.extend(layer("list", "args", "out", list_case));
     trials.extend(run_cases());
     trials.extend(rig_cases());
+    // Without the sd-bus rig beside the checkout (a laptop), its cases are skipped, saying
+    // why; CI always has it, and there they run.
+    if !rig_root().join("build.sh").exists() && !must_not_skip() {
+        trials = trials
+            .into_iter()
+            .map(|t| {
+                let uses_rig = t.name().starts_with("rig::") || t.name().starts_with("list::rig-");
+                if uses_rig {
+                    t.with_ignored_flag(true)
+                } else {
+                    t
+                }
+            })
+            .collect();
+    }
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// The rig's scripts, in the `shared/` folder laid beside the checkout.
+fn rig_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/rig")
 }
 
 type CaseFn = fn(&str, &str) -> Result<String, String>;
@@ -95,7 +115,7 @@ fn fixture_copy(name: &str, opt: &str, case: &str) -> Result<PathBuf, String> {
 /// `../shared/rig/build.sh`, which caches its output under /tmp/rig.
 fn rig_library(variant: &str) -> Result<PathBuf, String> {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/rig");
+    let root = rig_root();
     BUILT
         .get_or_init(|| {
             let script = root.join("build.sh");
@@ -272,7 +292,7 @@ fn rig_case(path: &Path) -> Result<(), Failed> {
         path.display()
     );
     let run = Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/rig/run.sh"))
+        .arg(rig_root().join("run.sh"))
         .args(mode.split_whitespace())
         .env("VARIANT", &variant)
         .env("TRACE", &trace)
