@@ -147,17 +147,7 @@ impl Gen<'_, '_> {
                 ("execname", 0) => return Ok(Staged::Comm),
                 ("user_string", 1 | 2) | ("user_string_n", 2 | 3) => {
                     let with_n = name == "user_string_n";
-                    let addr = self.temp();
-                    self.long(&args[0])?;
-                    self.e.emit(Insn::stx_mem(Size::DW, R10, R0, addr));
-                    let n = if with_n {
-                        let n = self.temp();
-                        self.long(&args[1])?;
-                        self.e.emit(Insn::stx_mem(Size::DW, R10, R0, n));
-                        Some(n)
-                    } else {
-                        None
-                    };
+                    let (addr, n) = self.user_string_operands(args, with_n)?;
                     let err = match args.get(1 + with_n as usize) {
                         Some(e) => Some(Box::new(self.stage_str(e)?)),
                         None => None,

@@ -239,9 +239,9 @@ impl Gen<'_, '_> {
         self.e.emit(Insn::call(Helper::ProbeReadUserStr));
     }
 
-    /// `user_string(addr[, err])` and `user_string_n(addr, n[, err])` into a scratch buffer.
-    pub fn user_string(&mut self, args: &[Expr], with_n: bool, dst: Buf, span: Span) -> R<()> {
-        let m = self.frame.mark();
+    /// Evaluates the address (and, for `user_string_n`, the length) of a user string read
+    /// into stack temporaries.
+    pub fn user_string_operands(&mut self, args: &[Expr], with_n: bool) -> R<(i16, Option<i16>)> {
         let addr = self.temp();
         self.long(&args[0])?;
         self.e.emit(Insn::stx_mem(Size::DW, R10, R0, addr));
@@ -253,6 +253,13 @@ impl Gen<'_, '_> {
         } else {
             None
         };
+        Ok((addr, n))
+    }
+
+    /// `user_string(addr[, err])` and `user_string_n(addr, n[, err])` into a scratch buffer.
+    pub fn user_string(&mut self, args: &[Expr], with_n: bool, dst: Buf, span: Span) -> R<()> {
+        let m = self.frame.mark();
+        let (addr, n) = self.user_string_operands(args, with_n)?;
         self.read_user_str(dst, addr, n);
         let ok = self.e.label();
         self.e.jmp_imm(Cond::Sge, R0, 0, ok);
