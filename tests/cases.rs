@@ -19,6 +19,9 @@ fn main() {
     trials.extend(layer("codegen", "rtap", "bpf", |text, name| {
         Ok(rtap_compiler::bpf::testing::run_codegen_case(text, name))
     }));
+    trials.extend(layer("host", "rtap", "out", |text, name| {
+        Ok(rtap_runtime::interp::testing::run_host_case(text, name))
+    }));
     trials.extend(layer("list", "args", "out", list_case));
     trials.extend(run_cases());
     trials.extend(rig_cases());
@@ -248,8 +251,34 @@ fn run_case(path: &Path, fixture: &str, opt: &str) -> Result<(), Failed> {
     }
     let out = cmd.output().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&fx);
-    expect_file(&path.with_extension("out"), &render_run(&out, &fx)).map_err(Failed::from)
+    let rendered = normalize_json(&render_run(&out, &fx));
+    expect_file(&path.with_extension("out"), &rendered).map_err(Failed::from)
 }
+
+/// `--json` records carry pids and times that change from run to run.
+fn normalize_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if !line.starts_with('{') {
+            out.push_str(line);
+            continue;
+        }
+        let mut rest = line;
+        while let Some(i) = ["\"pid\":", "\"tid\":", "\"timestamp_ns\":"]
+            .iter()
+            .filter_map(|k| rest.find(k).map(|i| i + k.len()))
+            .min()
+        {
+            out.push_str(&rest[..i]);
+            let digits = rest[i..].bytes().take_while(u8::is_ascii_digit).count();
+            out.push('N');
+            rest = &rest[i + digits..];
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
 
 /// Real sd-bus cases: `rig/NAME.rtap` runs under `../shared/rig/run.sh MODE` (private
 /// dbus-daemon plus the flood driver) with headers `# variant:`, `# mode:` and `# args:`

@@ -7,6 +7,7 @@ use crate::object::BpfObject;
 use rtap_lang::diag::Diagnostic;
 use rtap_lang::span::{FileId, SourceMap};
 use rtap_lang::ScriptArgs;
+use std::time::{Duration, Instant};
 
 /// Where to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +31,19 @@ pub enum Output {
     Object(BpfObject),
 }
 
+/// How long each pass took, for `-v`.
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    /// (pass number, what it did, time taken).
+    pub passes: Vec<(u8, String, Duration)>,
+}
+
+impl Timings {
+    fn pass(&mut self, n: u8, what: String, since: Instant) {
+        self.passes.push((n, what, since.elapsed()));
+    }
+}
+
 /// Runs the pipeline up to `stage`. Returns the output and the warnings, or every error.
 pub fn compile(
     sources: &SourceMap,
@@ -38,10 +52,25 @@ pub fn compile(
     stage: Stage,
     opts: &Options,
 ) -> Result<(Output, Vec<Diagnostic>), Vec<Diagnostic>> {
+    compile_timed(sources, file, args, stage, opts, &mut Timings::default())
+}
+
+/// [`compile`], recording the time of each pass.
+pub fn compile_timed(
+    sources: &SourceMap,
+    file: FileId,
+    args: &[String],
+    stage: Stage,
+    opts: &Options,
+    timings: &mut Timings,
+) -> Result<(Output, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let t = Instant::now();
     let script = rtap_lang::parse(sources, file, &ScriptArgs(args.to_vec()))?;
+    timings.pass(1, "parsed user script".into(), t);
     if stage == Stage::Parse {
         return Ok((Output::Text(rtap_lang::pretty::script(&script)), Vec::new()));
     }
+    let t = Instant::now();
     let (program, diags) = rtap_lang::check(&script, sources);
     let (errors, mut warnings): (Vec<_>, Vec<_>) = diags.into_iter().partition(|d| d.is_error());
     let Some(program) = program.filter(|_| errors.is_empty()) else {
@@ -52,10 +81,31 @@ pub fn compile(
     }
     let mut cache = Cache::default();
     let resolved = crate::resolve::resolve(&program, sources, &mut cache)?;
+    timings.pass(
+        2,
+        format!(
+            "analyzed script: {} probe sites, {} functions, {} globals",
+            resolved.probes.len(),
+            program.functions.len(),
+            program.globals.len()
+        ),
+        t,
+    );
+    let t = Instant::now();
     let obj = bpf::codegen(&resolved, sources, &opts.codegen).map_err(|mut e| {
         e.append(&mut warnings);
         e
     })?;
+    let insns: usize = obj.programs.iter().map(|p| p.insns.len()).sum();
+    timings.pass(
+        3,
+        format!(
+            "translated to BPF: {} programs, {insns} instructions, {} user-space handlers",
+            obj.programs.len(),
+            obj.host.handlers.len()
+        ),
+        t,
+    );
     Ok((Output::Object(obj), warnings))
 }
 

@@ -5,6 +5,8 @@ pub mod access;
 pub mod bpf;
 pub mod driver;
 pub mod dwarf;
+pub mod errno;
+pub mod host;
 pub mod list;
 pub mod object;
 pub mod resolve;

@@ -78,16 +78,17 @@ pub fn list(
             lines.push(point.text.clone());
             continue;
         };
+        if !matches!(pp.site, ProcessSite::Function { .. }) {
+            lines.extend(crate::resolve::points::list(point, pp, with_vars, cache)?);
+            continue;
+        }
         let ProcessSite::Function {
             pattern,
             filter,
             is_return,
         } = &pp.site
         else {
-            return Err(ListError::Unsupported(format!(
-                "listing `{}` is not supported yet",
-                point.text
-            )));
+            unreachable!("other probe points were listed above");
         };
         let pattern = FunctionPattern::parse(pattern)?;
         for path in target_binaries(&pp.target, pp.library.as_deref())? {

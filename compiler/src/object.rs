@@ -28,6 +28,10 @@ pub struct BpfObject {
     pub config: MapId,
     /// One per script global, in declaration order (`GlobalId` order).
     pub globals: Vec<GlobalSpec>,
+    /// begin, end, error and timer handlers, interpreted by the runtime.
+    pub host: crate::host::HostProgram,
+    /// Probe points named by printf records (the `u32` after the event id).
+    pub probe_points: Vec<String>,
 }
 
 /// Where a script global lives and how its bytes read.
@@ -43,6 +47,8 @@ pub struct GlobalSpec {
     pub init: Option<rtap_lang::hir::Literal>,
     /// Written but never read: printed at exit.
     pub auto_print: bool,
+    /// For statistics printed with `@hist_*`: the buckets after the five aggregates.
+    pub hist: Option<HistLayout>,
 }
 
 /// The value bytes of a global's map.
@@ -52,9 +58,54 @@ pub enum GlobalValue {
     Long,
     /// NUL-terminated string in `cap` bytes.
     Str { cap: u32 },
-    /// Per-CPU `u64 count, sum; i64 min, max` (32 bytes); min/max are
-    /// meaningful only when count is non-zero. The runtime merges CPUs.
+    /// Per-CPU `i64 count, sum, min, max, sum of squares` (40 bytes), then one
+    /// `i64` per histogram bucket; min/max are meaningful only when count is
+    /// non-zero. The runtime merges CPUs.
     Stats,
+}
+
+/// The histogram kept with a statistic, from its `@hist_log`/`@hist_linear` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistLayout {
+    /// SystemTap's 128 power-of-two buckets; bucket 64 holds 0.
+    Log,
+    /// `(hi - lo) / width` buckets plus an underflow and an overflow bucket.
+    Linear { lo: i64, hi: i64, width: i64 },
+}
+
+impl HistLayout {
+    pub const LOG_BUCKETS: usize = 128;
+    pub const LOG_ZERO: usize = 64;
+
+    pub fn buckets(self) -> usize {
+        match self {
+            HistLayout::Log => Self::LOG_BUCKETS,
+            HistLayout::Linear { lo, hi, width } => ((hi - lo) / width.max(1) + 3) as usize,
+        }
+    }
+
+    /// The bucket a sample lands in. Log: 64 for 0, 64 + bit length for positive
+    /// values, mirrored below 64 for negative ones. Linear: 0 underflows, the last
+    /// bucket overflows.
+    pub fn bucket(self, v: i64) -> usize {
+        match self {
+            HistLayout::Log => {
+                let bits = 64 - v.unsigned_abs().leading_zeros() as usize;
+                if v < 0 {
+                    Self::LOG_ZERO - bits
+                } else {
+                    Self::LOG_ZERO + bits
+                }
+            }
+            HistLayout::Linear { lo, width, .. } => {
+                if v < lo {
+                    return 0;
+                }
+                let i = (v - lo) / width.max(1) + 1;
+                (i as usize).min(self.buckets() - 1)
+            }
+        }
+    }
 }
 
 /// Slots of the config map.
@@ -88,10 +139,11 @@ pub const COUNTER_SLOTS: u32 = 3;
 pub enum ProgramKind {
     /// Uprobe/uretprobe programs (`BPF_PROG_TYPE_KPROBE`, attach type uprobe_multi); context is `pt_regs`.
     Uprobe,
-    /// begin/end/error handlers, run once with `BPF_PROG_TEST_RUN` (`BPF_PROG_TYPE_RAW_TRACEPOINT`).
-    OneShot,
     /// Timers (`BPF_PROG_TYPE_PERF_EVENT` on a software clock event).
     PerfEvent,
+    /// Scheduler and syscall events (`BPF_PROG_TYPE_RAW_TRACEPOINT`); context is
+    /// `struct bpf_raw_tracepoint_args` (the tracepoint's arguments as `u64`s).
+    RawTracepoint,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,15 +154,17 @@ pub enum Attach {
         /// File offsets (not virtual addresses).
         offsets: Vec<u64>,
         retprobe: bool,
+        /// SDT semaphores: empty, or one file offset (0 for none) per offset.
+        ref_ctr_offsets: Vec<u64>,
+        /// `process(PID)`: only this process (else the session's `-c`/`-x` target, if any).
+        pid: Option<u32>,
     },
-    Begin {
-        seq: i64,
-    },
-    End {
-        seq: i64,
-    },
-    Error {
-        seq: i64,
+    /// A raw tracepoint by name (`sched_process_exit`, `sys_exit`, ...).
+    RawTracepoint {
+        name: String,
+        /// The program only handles processes whose tgid is a key of this hash map;
+        /// the runtime adds those already running this file before attaching.
+        tgids: Option<(MapId, PathBuf)>,
     },
     Timer {
         period_ns: u64,
@@ -158,6 +212,9 @@ pub struct MapSpec {
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
+    /// Contents the runtime writes into an array map right after creating it:
+    /// `value_size` bytes per entry from key 0 (read-only tables such as errno names).
+    pub init: Vec<u8>,
 }
 
 /// One field of a record, at a byte offset from the record start.
@@ -197,3 +254,8 @@ pub struct EventSpec {
 }
 
 pub const RECORD_HEADER: u32 = 8;
+
+/// printf records carry more context, for `--json`: after the event id, the `u32`
+/// index into [`BpfObject::probe_points`], then `bpf_get_current_pid_tgid()` and
+/// `bpf_ktime_get_boot_ns()` as `u64`s; fields start after these 24 bytes.
+pub const PRINTF_HEADER: u32 = 24;

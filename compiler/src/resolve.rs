@@ -5,7 +5,7 @@ use crate::dwarf::{
     TargetPath,
 };
 use crate::list::{function_pp, unsupported_target};
-use crate::resolved::{ResolvedProbe, ResolvedProgram, Site, UprobeSite};
+use crate::resolved::{EntrySite, ResolvedProbe, ResolvedProgram, Site, UprobeSite};
 use rtap_lang::diag::Diagnostic;
 use rtap_lang::hir::{
     self, Accessor, Block, Expr, ExprKind, FunctionFilter, ProbeKind, ProcessSite, ProcessTarget,
@@ -16,7 +16,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use visit::{children, visit_block, visit_expr};
 
-mod visit;
+mod library;
+pub(crate) mod points;
+pub(crate) mod visit;
 
 /// Why one probe point could not be expanded.
 #[derive(Debug, thiserror::Error)]
@@ -58,17 +60,32 @@ pub fn target_binaries(
     target: &ProcessTarget,
     library: Option<&str>,
 ) -> Result<Vec<PathBuf>, ResolveError> {
-    if let Some(msg) = unsupported_target(target) {
-        return Err(ResolveError::Unsupported(msg));
-    }
-    let ProcessTarget::Path(path) = target else {
-        unreachable!("pids and `process` were rejected above");
+    // `process(PID)`: the file it runs (its probes are restricted to it).
+    let exe;
+    let path = match target {
+        ProcessTarget::Pid(pid) => {
+            let link = PathBuf::from(format!("/proc/{pid}/exe"));
+            exe = std::fs::read_link(&link)
+                .map_err(|_| DwarfError::NotFound(format!("process {pid}")))?
+                .display()
+                .to_string();
+            &exe
+        }
+        ProcessTarget::Path(path) => path,
+        ProcessTarget::Any => {
+            return Err(ResolveError::Unsupported(
+                unsupported_target(target).unwrap_or_default(),
+            ));
+        }
     };
     if let Some(lib) = library {
         if !lib.contains('/') {
-            return Err(ResolveError::Unsupported(format!(
-                "`.library(\"{lib}\")` by name is not supported yet; give the library's path"
-            )));
+            let program = target_binaries(&ProcessTarget::Path(path.clone()), None)?;
+            let mut out = Vec::new();
+            for p in program {
+                out.extend(library::needed_libraries(&p, lib)?);
+            }
+            return Ok(out);
         }
         return glob_files(lib);
     }
@@ -128,8 +145,9 @@ pub fn resolve<'h>(
                             site,
                             targets: HashMap::new(),
                             defined: HashMap::new(),
+                            entry: None,
                         };
-                        if let Some((path, fsite, retprobe)) = &fsite {
+                        if let Some(points::Context::Function((path, fsite, retprobe))) = &fsite {
                             let binary = cache
                                 .get(path)
                                 .map_err(|e| vec![Diagnostic::error(e.to_string(), point.span)])?;
@@ -139,8 +157,16 @@ pub fn resolve<'h>(
                                 retprobe: *retprobe,
                                 probe: &mut r,
                                 errors: &mut errors,
+                                saved: Vec::new(),
                             };
                             w.block(&probe.body);
+                            let saved = std::mem::take(&mut w.saved);
+                            if !saved.is_empty() {
+                                r.entry = entry_site(binary, fsite, &r.site, saved)
+                                    .map_err(|e| vec![Diagnostic::error(e, point.span)])?;
+                            }
+                        } else if let Some(points::Context::Mark(args)) = &fsite {
+                            points::mark_targets(&probe.body, args, &mut r, &mut errors);
                         } else {
                             no_targets(&probe.body, &mut errors);
                         }
@@ -173,11 +199,46 @@ fn dedup(errors: &mut Vec<Diagnostic>) {
 
 type FunctionContext = (PathBuf, FunctionSite, bool);
 
+/// The entry half of a `.return` site: the `.function` placement of the same
+/// instance, where parameters hold their entry values and the plans were made.
+fn entry_site(
+    binary: &Binary,
+    fs: &FunctionSite,
+    ret: &Site,
+    saved: Vec<hir::ExprId>,
+) -> Result<Option<EntrySite>, String> {
+    let Site::Uprobe(u) = ret else {
+        return Ok(None);
+    };
+    let offset = binary.file_offset(fs.probe).ok_or_else(|| {
+        format!(
+            "`{}` at {:#x} is outside every loadable segment of `{}`",
+            fs.name,
+            fs.probe,
+            binary.path().display()
+        )
+    })?;
+    let pp = u.pp.strip_suffix(".return").unwrap_or(&u.pp).to_string();
+    Ok(Some(EntrySite {
+        site: UprobeSite {
+            path: u.path.clone(),
+            vaddr: fs.probe,
+            offset,
+            retprobe: false,
+            function: u.function.clone(),
+            pp,
+            semaphore: None,
+            pid: u.pid,
+        },
+        saved,
+    }))
+}
+
 /// One point → its sites; uprobe sites carry the function instance for planning.
 fn point_sites(
     point: &hir::ProbePoint,
     cache: &mut Cache,
-) -> Result<Vec<(Site, Option<FunctionContext>)>, String> {
+) -> Result<Vec<(Site, Option<points::Context>)>, String> {
     let simple = |s: Site| Ok(vec![(s, None)]);
     let pp = match &point.kind {
         ProbeKind::Begin { seq } => return simple(Site::Begin { seq: *seq }),
@@ -210,6 +271,9 @@ fn point_sites(
         }
         ProbeKind::Process(pp) => pp,
     };
+    if !matches!(pp.site, ProcessSite::Function { .. }) {
+        return points::sites(point, pp, cache);
+    }
     let ProcessSite::Function {
         pattern,
         filter,
@@ -243,8 +307,14 @@ fn point_sites(
                 retprobe: *is_return,
                 function: fs.name.clone(),
                 pp: function_pp(binary.path(), &fs, *filter, *is_return),
+                semaphore: None,
+                pid: match pp.target {
+                    ProcessTarget::Pid(p) => Some(p),
+                    _ => None,
+                },
             });
-            out.push((site, Some((binary.path().to_path_buf(), fs, *is_return))));
+            let cx = (binary.path().to_path_buf(), fs, *is_return);
+            out.push((site, Some(points::Context::Function(cx))));
         }
     }
     if out.is_empty() {
@@ -283,6 +353,8 @@ struct Walker<'a> {
     retprobe: bool,
     probe: &'a mut ResolvedProbe,
     errors: &'a mut Vec<Diagnostic>,
+    /// Expressions a `.return` probe reads at entry, in walk order.
+    saved: Vec<hir::ExprId>,
 }
 
 /// `TargetExpr` → the DWARF side's path, or why it cannot be planned.
@@ -302,9 +374,9 @@ fn target_path(t: &hir::TargetExpr) -> Result<TargetPath, Diagnostic> {
         TargetBase::Var2 { .. } => {
             return Err(Diagnostic::error("`@var` is not supported yet", t.span))
         }
-        TargetBase::MarkArg(_) => {
+        TargetBase::MarkArg(n) => {
             return Err(Diagnostic::error(
-                "`$argN` of `.mark` probes is not supported yet",
+                format!("`$arg{n}` is only available in `.mark` probes"),
                 t.span,
             ));
         }
@@ -468,7 +540,12 @@ impl Walker<'_> {
     fn expr(&mut self, e: &Expr) {
         match &e.kind {
             ExprKind::Target(t) => {
-                self.target(e, t, self.retprobe, true);
+                // In a `.return` probe, SystemTap reads `$param` (any variable, with
+                // its chain) at entry, as if written `@entry($param)`.
+                let at_entry = self.retprobe && matches!(t.base, TargetBase::Var(_));
+                if self.target(e, t, self.retprobe, true) && at_entry {
+                    self.saved.push(e.id);
+                }
             }
             ExprKind::Defined(inner) => {
                 self.defined(e, inner);
@@ -483,6 +560,9 @@ impl Walker<'_> {
                 });
                 for (x, t) in &targets {
                     self.target(x, t, false, true);
+                }
+                if self.retprobe {
+                    self.saved.push(e.id);
                 }
             }
             ExprKind::Ternary { cond, then, els } => match self.guard(cond) {

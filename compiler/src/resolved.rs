@@ -25,6 +25,21 @@ pub struct ResolvedProbe {
     pub targets: HashMap<ExprId, AccessPlan>,
     /// `@defined(e)` outcomes.
     pub defined: HashMap<ExprId, bool>,
+    /// For a `.return` probe that reads values at entry (`@entry(e)`, or `$param`,
+    /// which SystemTap reads at entry too): where they are read and which.
+    pub entry: Option<EntrySite>,
+}
+
+/// The entry half of a `.return` probe: a uprobe at the function's `.function`
+/// placement that saves values for the return to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntrySite {
+    /// Where the saving program attaches (`retprobe` false). Plans of the
+    /// expressions below are valid here, not at the return.
+    pub site: UprobeSite,
+    /// The expressions evaluated at entry, in record order: `@entry(e)` nodes and
+    /// target expressions read at entry. The return reads their saved values.
+    pub saved: Vec<ExprId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +60,33 @@ pub enum Site {
         randomize_ns: u64,
         every_cpu: bool,
     },
+    /// A process or thread lifecycle event, seen through a raw tracepoint.
+    Lifecycle(LifecycleSite),
+}
+
+/// `process[("PATH"|PID)].begin/.end/.thread.begin/.thread.end` when it needs the
+/// scheduler (`process("PATH").begin` is a uprobe at the entry point instead).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LifecycleSite {
+    pub event: LifecycleEvent,
+    /// Only processes running this executable: (canonical path, file offset of `e_entry`,
+    /// where the runtime's companion uprobe records them).
+    pub path: Option<(PathBuf, u64)>,
+    /// `process(PID)`: only this process.
+    pub pid: Option<u32>,
+    /// The probe point as SystemTap prints it.
+    pub pp: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LifecycleEvent {
+    /// A successful `exec`, in the new image (`process.begin` without a path).
+    Exec,
+    /// A child of `fork`/`clone` returning to user space, in the child: a new
+    /// process, or a new thread when `thread`.
+    Fork { thread: bool },
+    /// A thread exiting, in that thread: the thread-group leader for a process end.
+    Exit { thread: bool },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,4 +103,8 @@ pub struct UprobeSite {
     /// The probe point as SystemTap prints it, e.g.
     /// `process("/abs/app").function("send_msg@app.c:12").return`.
     pub pp: String,
+    /// File offset of an SDT semaphore the kernel counts attached probes in.
+    pub semaphore: Option<u64>,
+    /// `process(PID)`: fires only in this process.
+    pub pid: Option<u32>,
 }

@@ -15,6 +15,38 @@ pub fn event_id(record: &[u8]) -> Result<u32, BadRecord> {
     Ok(u32::from_ne_bytes(head.try_into().unwrap_or_default()))
 }
 
+/// The context a printf record carries after its event id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// Index into `BpfObject::probe_points`.
+    pub probe: u32,
+    pub pid: u32,
+    pub tid: u32,
+    /// `bpf_ktime_get_boot_ns()` when the record was written.
+    pub boot_ns: i64,
+}
+
+/// Reads the context of a printf record (see `PRINTF_HEADER`); zeros if it is short.
+pub fn context(record: &[u8]) -> Context {
+    let u32_at = |at: usize| {
+        record
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
+    };
+    let u64_at = |at: usize| {
+        record
+            .get(at..at + 8)
+            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+    };
+    let pid_tgid = u64_at(8);
+    Context {
+        probe: u32_at(4),
+        pid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        boot_ns: u64_at(16) as i64,
+    }
+}
+
 /// Decodes the fields of a record laid out by `spec`.
 pub fn decode<'r>(spec: &EventSpec, record: &'r [u8]) -> Result<Vec<Value<'r>>, BadRecord> {
     if (record.len() as u32) < spec.size.max(RECORD_HEADER) {

@@ -5,7 +5,6 @@ use rtap_compiler::bpf::insn::Insn;
 use rtap_compiler::object::{BpfObject, MapKind, MapSpec, ProgramKind, ProgramSpec};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -32,12 +31,6 @@ pub enum KernelError {
     },
     #[error("cannot attach `{probe}`: {source}")]
     Attach {
-        probe: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot run the `{probe}` handler: {source}")]
-    Run {
         probe: String,
         #[source]
         source: std::io::Error,
@@ -78,7 +71,7 @@ fn create_map(spec: &MapSpec) -> Result<MapHandle, KernelError> {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(15)
         .collect();
-    MapHandle::create(
+    let map = MapHandle::create(
         ty,
         Some(name),
         spec.key_size,
@@ -95,7 +88,17 @@ fn create_map(spec: &MapSpec) -> Result<MapHandle, KernelError> {
                 source,
             }
         }
-    })
+    })?;
+    // Read-only tables the compiler filled (errno names): one value per key from 0.
+    let size = spec.value_size.max(1) as usize;
+    for (key, value) in (0u32..).zip(spec.init.chunks(size)) {
+        map.update(&key.to_ne_bytes(), value, MapFlags::ANY)
+            .map_err(|source| KernelError::Map {
+                name: spec.name.clone(),
+                source,
+            })?;
+    }
+    Ok(map)
 }
 
 /// Replaces map ids in `ld_imm64` pseudo-map-fd instructions with real fds.
@@ -144,8 +147,8 @@ pub fn load_program(spec: &ProgramSpec, maps: &[MapHandle]) -> Result<OwnedFd, K
             libbpf_sys::BPF_PROG_TYPE_KPROBE,
             libbpf_sys::BPF_TRACE_UPROBE_MULTI,
         ),
-        ProgramKind::OneShot => (libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT, 0),
         ProgramKind::PerfEvent => (libbpf_sys::BPF_PROG_TYPE_PERF_EVENT, 0),
+        ProgramKind::RawTracepoint => (libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT, 0),
     };
     let name = CString::new(
         spec.name
@@ -249,77 +252,6 @@ pub fn has_bpf_privileges() -> bool {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .is_some_and(|caps| caps & (1 << 39) != 0 && caps & (1 << 38) != 0)
-}
-
-/// Attaches a program to file offsets with one uprobe_multi link; `pid` restricts it to one process.
-pub fn attach_uprobe_multi(
-    prog: &OwnedFd,
-    probe: &str,
-    path: &Path,
-    offsets: &[u64],
-    retprobe: bool,
-    pid: Option<u32>,
-) -> Result<OwnedFd, KernelError> {
-    let err = |source| KernelError::Attach {
-        probe: probe.to_string(),
-        source,
-    };
-    let cpath = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| err(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
-    let offs: Vec<libc::c_ulong> = offsets.iter().map(|&o| o as libc::c_ulong).collect();
-    let mut opts = libbpf_sys::bpf_link_create_opts {
-        sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
-        ..Default::default()
-    };
-    opts.__bindgen_anon_1.uprobe_multi =
-        libbpf_sys::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_3 {
-            path: cpath.as_ptr(),
-            offsets: offs.as_ptr(),
-            cnt: offs.len() as u32,
-            flags: if retprobe {
-                libbpf_sys::BPF_F_UPROBE_MULTI_RETURN
-            } else {
-                0
-            },
-            pid: pid.unwrap_or(0),
-            ..Default::default()
-        };
-    // SAFETY: the path and offsets outlive the call; the opts struct is fully initialised.
-    let fd = unsafe {
-        libbpf_sys::bpf_link_create(
-            prog.as_raw_fd(),
-            0,
-            libbpf_sys::BPF_TRACE_UPROBE_MULTI,
-            &opts,
-        )
-    };
-    if fd < 0 {
-        return Err(err(std::io::Error::from_raw_os_error(-fd)));
-    }
-    // SAFETY: the kernel just returned this fd to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Runs a one-shot (begin/end) program once, in this process's context.
-pub fn run_once(prog: &OwnedFd, probe: &str) -> Result<(), KernelError> {
-    // A raw-tracepoint context is an array of u64 arguments; none are used.
-    let ctx = [0u64; 8];
-    let mut opts = libbpf_sys::bpf_test_run_opts {
-        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
-        ctx_in: ctx.as_ptr().cast(),
-        ctx_size_in: std::mem::size_of_val(&ctx) as u32,
-        ..Default::default()
-    };
-    // SAFETY: ctx outlives the call.
-    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
-    if rc < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(KernelError::Run {
-            probe: probe.to_string(),
-            source: e,
-        });
-    }
-    Ok(())
 }
 
 /// Sums a per-CPU array's `u64` slot over all CPUs.

@@ -38,14 +38,21 @@ struct Cli {
     /// Stop after pass N: 1 parse, 2 check, 3 code generation.
     #[arg(short = 'p', value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
     pass: Option<u8>,
-    /// Set a limit: MAXSTRINGLEN, MAXMAPENTRIES, MAXACTION, MAXERRORS.
+    /// Set a limit: MAXSTRINGLEN, MAXMAPENTRIES, MAXACTION, MAXERRORS, MAXSKIPPED.
     #[arg(short = 'D', value_name = "NAME=VALUE")]
     defines: Vec<String>,
-    /// Print listings as JSON.
+    /// Print listings as JSON; when running, one JSON object per printed record.
     #[arg(long)]
     json: bool,
-    /// The script file (`-` for stdin), then script arguments; with `-e`, all are arguments.
-    #[arg(trailing_var_arg = true)]
+    /// Report each pass and its time on stderr.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Suppress warnings.
+    #[arg(short = 'w')]
+    no_warnings: bool,
+    /// The script file (`-` for stdin), then script arguments; with `-e`, all are
+    /// arguments. Options may follow the script, as with SystemTap; put `--` before
+    /// arguments that start with `-`.
     rest: Vec<String>,
 }
 
@@ -65,6 +72,7 @@ fn run(cli: Cli) -> Result<u8> {
     }
     let mut opts = driver::Options::default();
     let mut max_errors = 0;
+    let mut max_skipped = 100;
     for d in &cli.defines {
         let (name, value) = d
             .split_once('=')
@@ -77,6 +85,7 @@ fn run(cli: Cli) -> Result<u8> {
             "MAXMAPENTRIES" => opts.codegen.max_map_entries = v as u32,
             "MAXACTION" => opts.codegen.max_action = v as u32,
             "MAXERRORS" => max_errors = v,
+            "MAXSKIPPED" => max_skipped = v,
             _ => bail!("unknown limit `{name}` in `-D`"),
         }
     }
@@ -109,7 +118,13 @@ fn run(cli: Cli) -> Result<u8> {
         Some(_) => Stage::Codegen,
         None => Stage::Codegen,
     };
-    let compiled = driver::compile(&sources, file, &args, stage, &opts);
+    let mut timings = driver::Timings::default();
+    let compiled = driver::compile_timed(&sources, file, &args, stage, &opts, &mut timings);
+    if cli.verbose > 0 {
+        for (n, what, took) in &timings.passes {
+            eprintln!("Pass {n}: {what} in {:.3} ms", took.as_secs_f64() * 1000.0);
+        }
+    }
     let (out, warnings) = match compiled {
         Ok(v) => v,
         Err(diags) => {
@@ -117,7 +132,7 @@ fn run(cli: Cli) -> Result<u8> {
             return Ok(1);
         }
     };
-    if !warnings.is_empty() {
+    if !warnings.is_empty() && !cli.no_warnings {
         eprint!("{}", rtap_lang::diag::render(&sources, &warnings));
     }
     let obj = match out {
@@ -136,9 +151,21 @@ fn run(cli: Cli) -> Result<u8> {
         pid: cli.pid,
         output: cli.output,
         timeout: cli.timeout.map(Duration::from_secs_f64),
+        json: cli.json,
         max_errors,
+        max_skipped,
     };
+    if cli.verbose > 0 {
+        eprintln!("Pass 5: starting run");
+    }
+    let started = std::time::Instant::now();
     let outcome = session::run(&obj, &session)?;
+    if cli.verbose > 0 {
+        eprintln!(
+            "Pass 5: run completed in {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     Ok(outcome.exit_code() as u8)
 }
 

@@ -2,28 +2,6 @@
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use rtap_compiler::object::{Field, FieldKind, GlobalSpec, GlobalValue};
-use rtap_lang::hir::Literal;
-
-/// Writes scalar initialisers (`global x = 5`) before `begin` runs.
-pub fn write_inits(globals: &[GlobalSpec], maps: &[MapHandle]) -> Result<(), libbpf_rs::Error> {
-    for g in globals {
-        let (Some(init), true) = (&g.init, g.keys.is_empty()) else {
-            continue;
-        };
-        let bytes = match (init, g.value) {
-            (Literal::Long(v), _) => v.to_ne_bytes().to_vec(),
-            (Literal::String(s), GlobalValue::Str { cap }) => {
-                let mut b = vec![0u8; cap as usize];
-                let n = s.len().min(cap as usize - 1);
-                b[..n].copy_from_slice(&s.as_bytes()[..n]);
-                b
-            }
-            (Literal::String(_), _) => continue,
-        };
-        maps[g.map.0 as usize].update(&0u32.to_ne_bytes(), &bytes, MapFlags::ANY)?;
-    }
-    Ok(())
-}
 
 #[derive(Clone, Debug, PartialEq)]
 enum Val {

@@ -2,7 +2,9 @@
 
 use crate::events;
 use crate::format::{self, Value};
+use crate::interp::{HostError, Interp, KernelStore, Phase};
 use crate::kernel::{self, KernelError};
+use rtap_compiler::host::{HostHandler, HostWhen};
 use rtap_compiler::object::{Attach, BpfObject, ConfigSlot, Counter, EventKind, ProgramKind};
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -11,6 +13,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -48,8 +52,12 @@ pub struct SessionOptions {
     pub output: Option<PathBuf>,
     /// `-T SECS`.
     pub timeout: Option<Duration>,
+    /// `--json`: printf records as JSON objects, one per line.
+    pub json: bool,
     /// `-D MAXERRORS=N`: the session ends after more errors than this.
     pub max_errors: u64,
+    /// `-D MAXSKIPPED=N`: the session ends after more skipped hits than this.
+    pub max_skipped: u64,
 }
 
 /// How the session ended, for the exit code.
@@ -72,6 +80,10 @@ struct Sink {
     errors: u64,
     exit_requested: bool,
     buf: Vec<u8>,
+    /// `--json`: one object per printf record instead of its text.
+    json: bool,
+    /// Added to `bpf_ktime_get_boot_ns()` for wall-clock time.
+    realtime_offset_ns: i64,
 }
 
 impl Sink {
@@ -88,7 +100,12 @@ impl Sink {
                 Ok(values) => {
                     self.buf.clear();
                     format::format(fmt, &values, &mut self.buf);
-                    let _ = self.out.write_all(&self.buf);
+                    if self.json {
+                        let line = self.json_line(obj, rec, &values);
+                        let _ = writeln!(self.out, "{line}");
+                    } else {
+                        let _ = self.out.write_all(&self.buf);
+                    }
                 }
                 Err(e) => eprintln!("WARNING: {}", e.0),
             },
@@ -107,7 +124,45 @@ impl Sink {
             EventKind::Exit => self.exit_requested = true,
         }
     }
+
+    /// The `--json` form of a printf record whose text is in `self.buf`.
+    fn json_line(&self, obj: &BpfObject, rec: &[u8], values: &[Value<'_>]) -> serde_json::Value {
+        let ctx = events::context(rec);
+        let args: Vec<serde_json::Value> = values
+            .iter()
+            .map(|v| match v {
+                Value::Long(n) => serde_json::json!(n),
+                Value::Str(s) => serde_json::json!(String::from_utf8_lossy(s)),
+            })
+            .collect();
+        serde_json::json!({
+            "probe": obj.probe_points.get(ctx.probe as usize),
+            "pid": ctx.pid,
+            "tid": ctx.tid,
+            "timestamp_ns": ctx.boot_ns.wrapping_add(self.realtime_offset_ns),
+            "text": String::from_utf8_lossy(&self.buf),
+            "args": args,
+        })
+    }
 }
+
+/// Closes links in parallel: each close waits for an RCU grace period (tens of
+/// milliseconds), so a thousand links closed in turn would take a minute.
+fn detach<L: Send>(links: Vec<L>) {
+    const THREADS: usize = 256;
+    let per = links.len().div_ceil(THREADS).max(1);
+    let mut links = links;
+    std::thread::scope(|s| {
+        while !links.is_empty() {
+            let chunk: Vec<L> = links.drain(..per.min(links.len())).collect();
+            s.spawn(move || drop(chunk));
+        }
+    });
+}
+
+/// How often the ring buffer is read: printf records do not wake the reader until
+/// the buffer fills up, so this bounds how late output can appear.
+const POLL_MS: u128 = 20;
 
 /// A child forked for `-c`, held before `exec` until the probes are attached.
 struct HeldChild {
@@ -210,6 +265,8 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         errors: 0,
         exit_requested: false,
         buf: Vec::new(),
+        json: opts.json,
+        realtime_offset_ns: realtime_offset_ns(),
     }));
 
     let maps = kernel::create_maps(obj)?;
@@ -260,30 +317,54 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         ConfigSlot::RealtimeOffsetNs as u32,
         realtime_offset_ns() as u64,
     )?;
-    crate::report::write_inits(&obj.globals, &maps).map_err(SessionError::RingBuf)?;
-
-    let run_oneshots = |select: &dyn Fn(&Attach) -> Option<i64>| -> Result<(), SessionError> {
-        let mut order: Vec<(i64, usize)> = obj
-            .programs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| select(&p.attach).map(|seq| (seq, i)))
-            .collect();
-        order.sort();
-        for (_, i) in order {
-            kernel::run_once(&progs[i], &obj.programs[i].probe_point)?;
-            drain();
-        }
-        Ok(())
+    let store = KernelStore {
+        maps: &maps,
+        cpus: libbpf_rs::num_possible_cpus().unwrap_or(1),
     };
-    run_oneshots(&|a| match a {
-        Attach::Begin { seq } => Some(*seq),
-        _ => None,
-    })?;
+    let mut interp = Interp::new(obj, store);
+    interp.target = target.unwrap_or(0);
+    interp.init_globals();
+    // A second Ctrl-C stops a long-running `end` handler.
+    signal_hook::flag::register(libc::SIGINT, Arc::clone(&interp.interrupted))?;
+
+    // Runs host handlers in order, each after the records already queued, so output
+    // keeps the order in which things happened.
+    let run_host = |interp: &mut Interp<'_, KernelStore<'_>>, handlers: &[&HostHandler]| {
+        for h in handlers {
+            drain();
+            let r = interp.run(h);
+            let mut s = sink.borrow_mut();
+            let _ = s.out.write_all(&std::mem::take(&mut interp.out));
+            if interp.exit_requested {
+                s.exit_requested = true;
+            }
+            if let Err(HostError { message, location }) = r {
+                s.errors += 1;
+                let _ = s.out.flush();
+                eprintln!("ERROR: {message} near {location}");
+                if s.errors > opts.max_errors {
+                    break;
+                }
+            }
+        }
+        drain();
+    };
+    let begin = interp.handlers(Phase::Begin);
+    run_host(&mut interp, &begin);
+    let mut timers_host: Vec<(Instant, &HostHandler)> = obj
+        .host
+        .handlers
+        .iter()
+        .filter_map(|h| match h.when {
+            HostWhen::Timer { .. } => Some((next_fire(Instant::now(), h), h)),
+            _ => None,
+        })
+        .collect();
 
     let mut links = Vec::new();
     let mut timers = Vec::new();
-    if !sink.borrow().exit_requested {
+    let begin_failed = sink.borrow().errors > opts.max_errors;
+    if !sink.borrow().exit_requested && !begin_failed {
         for (p, fd) in obj.programs.iter().zip(&progs) {
             match (p.kind, &p.attach) {
                 (
@@ -292,15 +373,28 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
                         path,
                         offsets,
                         retprobe,
+                        ref_ctr_offsets,
+                        pid,
                     },
-                ) => links.push(kernel::attach_uprobe_multi(
+                ) => links.push(crate::attach::attach_uprobes(
                     fd,
                     &p.probe_point,
                     path,
                     offsets,
+                    ref_ctr_offsets,
                     *retprobe,
-                    target,
+                    pid.or(target),
                 )?),
+                (ProgramKind::RawTracepoint, Attach::RawTracepoint { name, tgids }) => {
+                    if let Some((map, path)) = tgids {
+                        crate::attach::add_running_processes(&maps[map.0 as usize], path)?;
+                    }
+                    links.push(crate::attach::attach_raw_tracepoint(
+                        fd,
+                        &p.probe_point,
+                        name,
+                    )?);
+                }
                 (
                     ProgramKind::PerfEvent,
                     Attach::Timer {
@@ -356,16 +450,19 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
                 revents: 0,
             });
         }
-        let timeout_ms = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                left.as_millis().min(1000) as i32
-            }
-            None => 1000,
-        };
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            break;
+        }
+        let wake = timers_host
+            .iter()
+            .map(|t| t.0)
+            .chain(deadline)
+            .min()
+            .map_or(POLL_MS, |w| {
+                w.saturating_duration_since(now).as_millis().min(POLL_MS)
+            });
+        let timeout_ms = wake as i32;
         // SAFETY: fds is a valid array of pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as _, timeout_ms) };
         if n < 0 {
@@ -379,6 +476,17 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         if fds[1].revents != 0 {
             break;
         }
+        if kernel::percpu_sum(counters, Counter::Skipped as u32)? > opts.max_skipped {
+            let _ = sink.borrow_mut().out.flush();
+            eprintln!("ERROR: Skipped too many probes, check MAXSKIPPED");
+            sink.borrow_mut().errors += 1;
+            break;
+        }
+        let now = Instant::now();
+        for t in timers_host.iter_mut().filter(|t| t.0 <= now) {
+            run_host(&mut interp, &[t.1]);
+            t.0 = next_fire(t.0.max(now - Duration::from_millis(100)), t.1);
+        }
         if fds.get(2).is_some_and(|f| f.revents != 0) {
             break;
         }
@@ -386,7 +494,7 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
 
     // Stop new hits first, then take every record already in the buffer.
     drop(timers);
-    drop(links);
+    detach(links);
     drain();
     if let Some(c) = &child {
         let mut status = 0;
@@ -398,21 +506,15 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
             }
         }
     }
+    // End handlers run to completion unless Ctrl-C is pressed again.
+    interp.interrupted.store(false, Ordering::Relaxed);
     let failed = sink.borrow().errors > opts.max_errors;
-    let has_error_probe = obj
-        .programs
-        .iter()
-        .any(|p| matches!(p.attach, Attach::Error { .. }));
-    if failed && has_error_probe {
-        run_oneshots(&|a| match a {
-            Attach::Error { seq } => Some(*seq),
-            _ => None,
-        })?;
-    } else {
-        run_oneshots(&|a| match a {
-            Attach::End { seq } => Some(*seq),
-            _ => None,
-        })?;
+    let errors_handlers = interp.handlers(Phase::Error);
+    if failed && !errors_handlers.is_empty() {
+        run_host(&mut interp, &errors_handlers);
+    } else if !interp.aborted {
+        let end = interp.handlers(Phase::End);
+        run_host(&mut interp, &end);
     }
     drain();
     let report = crate::report::auto_print(&obj.globals, &maps);
@@ -437,6 +539,23 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         skipped,
         lost,
     })
+}
+
+/// When a host timer fires next after `from`: its period, randomized by ±`randomize_ns`.
+fn next_fire(from: Instant, h: &HostHandler) -> Instant {
+    let HostWhen::Timer {
+        period_ns,
+        randomize_ns,
+    } = h.when
+    else {
+        return from;
+    };
+    let jitter = if randomize_ns > 0 {
+        fastrand::i64(-(randomize_ns as i64)..=randomize_ns as i64)
+    } else {
+        0
+    };
+    from + Duration::from_nanos((period_ns as i64 + jitter).max(1) as u64)
 }
 
 /// `CLOCK_REALTIME − CLOCK_BOOTTIME`, so BPF can turn boot time into wall-clock time.

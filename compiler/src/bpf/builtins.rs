@@ -152,6 +152,7 @@ impl Gen<'_, '_> {
                 };
                 self.raise(msg, span, None);
             }
+            ("isinstr", 2) => self.isinstr(args)?,
             ("strlen", 1) => {
                 let m = self.scratch.mark();
                 let b = self.scratch_buf();
@@ -194,6 +195,13 @@ impl Gen<'_, '_> {
             }
             ("user_string", 1 | 2) => self.user_string(args, false, dst, span)?,
             ("user_string_n", 2 | 3) => self.user_string(args, true, dst, span)?,
+            ("user_string_quoted", 1) => self.user_string_quoted(args, false, dst)?,
+            ("user_string_n_quoted", 2) => self.user_string_quoted(args, true, dst)?,
+            ("text_str", 1) => self.text_str(&args[0], dst, false)?,
+            ("string_quoted", 1) => self.text_str(&args[0], dst, true)?,
+            ("substr", 3) => self.substr(args, dst)?,
+            ("errno_str", 1) => self.errno_str(&args[0], dst)?,
+            ("str_replace", 3) => self.str_replace(args, dst)?,
             ("error", _) => {
                 return Err(Diagnostic::error("`error` does not return a value", span));
             }

@@ -1,12 +1,14 @@
 //! Code generation entry point: one program per concrete probe site, the shared maps, record layouts and error paths.
 
 use super::emit::{frame_off, Arena, Emitter, Label};
+use super::entry::EntryLayout;
 use super::insn::*;
 use crate::object::*;
 use crate::resolved::{ResolvedProbe, ResolvedProgram, Site};
 use rtap_lang::diag::Diagnostic;
-use rtap_lang::hir::{self, FuncId, Type};
+use rtap_lang::hir::{self, ExprId, FuncId, Type};
 use rtap_lang::span::{SourceMap, Span};
+use std::collections::HashMap;
 
 pub type R<T> = Result<T, Diagnostic>;
 
@@ -60,6 +62,10 @@ pub fn codegen(
     let mut programs = Vec::new();
     let mut scratch_max = 8;
     for (i, rp) in p.probes.iter().enumerate() {
+        // begin, end, error and one-CPU timers are interpreted in user space.
+        if crate::host::runs_on_host(&rp.site) {
+            continue;
+        }
         let Some((kind, attach)) = program_kind(&rp.site) else {
             continue;
         };
@@ -70,14 +76,25 @@ pub fn codegen(
             Site::Uprobe(u) => u.pp.clone(),
             _ => probe.points[rp.point].text.clone(),
         };
+        // A `.return` probe reading values at entry gets a record layout, and an entry program.
+        let layout = match &rp.entry {
+            Some(en) => match sh.entry_layout(probe, en) {
+                Ok(l) => Some(l),
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            },
+            None => None,
+        };
         let mut g = Gen::new(&mut sh, rp, kind, pp.clone());
-        match g.probe_body(probe) {
+        match g.probe_body(probe, layout.as_ref()) {
             Ok((insns, notes, scratch)) => {
                 scratch_max = scratch_max.max(scratch);
                 programs.push(ProgramSpec {
-                    name,
+                    name: name.clone(),
                     kind,
-                    probe_point: pp,
+                    probe_point: pp.clone(),
                     attach,
                     insns,
                     notes,
@@ -85,6 +102,21 @@ pub fn codegen(
             }
             Err(mut d) => diags.append(&mut d),
         }
+        super::lifecycle::companions(&mut sh, rp, probe.span, &mut programs);
+        // After its return program, so the uretprobe is attached first: a return
+        // without a saved entry is skipped, an entry is never left unconsumed.
+        if let Some(l) = &layout {
+            match super::entry::entry_program(&mut sh, rp, probe, l, &name, pp) {
+                Ok((spec, scratch)) => {
+                    scratch_max = scratch_max.max(scratch);
+                    programs.push(spec);
+                }
+                Err(mut d) => diags.append(&mut d),
+            }
+        }
+    }
+    if let Some(m) = &sh.entry {
+        sh.maps[m.saved.0 as usize].value_size = m.record_max.max(8);
     }
     // The scratch value keeps one string of slack so appends at a variable offset stay in bounds.
     let scratch_size = scratch_max + opts.max_string_len;
@@ -102,10 +134,20 @@ pub fn codegen(
         }
         new
     });
+    let host = match crate::host::lower(p, sources, opts.max_string_len) {
+        Ok(h) => h,
+        Err(mut d) => {
+            diags.append(&mut d);
+            Default::default()
+        }
+    };
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
     }
+    let programs = merge_identical(programs);
     Ok(BpfObject {
+        host,
+        probe_points: sh.probe_points,
         programs,
         maps: sh.maps,
         events: sh.events,
@@ -116,6 +158,65 @@ pub fn codegen(
     })
 }
 
+/// Programs with the same code on the same file become one program with every
+/// offset: one uprobe_multi link instead of one per site, so a wildcard attaches and
+/// detaches in one step. The first of each group keeps its place, which keeps a
+/// `.return` program ahead of its entry program.
+fn merge_identical(programs: Vec<ProgramSpec>) -> Vec<ProgramSpec> {
+    let mut out: Vec<ProgramSpec> = Vec::with_capacity(programs.len());
+    for p in programs {
+        let same = out.iter_mut().find(|q| {
+            q.kind == p.kind
+                && q.insns == p.insns
+                && match (&q.attach, &p.attach) {
+                    (
+                        Attach::Uprobe {
+                            path: a,
+                            retprobe: ra,
+                            pid: pa,
+                            ..
+                        },
+                        Attach::Uprobe {
+                            path: b,
+                            retprobe: rb,
+                            pid: pb,
+                            ..
+                        },
+                    ) => a == b && ra == rb && pa == pb,
+                    _ => false,
+                }
+        });
+        match (same, p.attach) {
+            (
+                Some(q),
+                Attach::Uprobe {
+                    offsets,
+                    ref_ctr_offsets,
+                    ..
+                },
+            ) => {
+                if let Attach::Uprobe {
+                    offsets: qo,
+                    ref_ctr_offsets: qr,
+                    ..
+                } = &mut q.attach
+                {
+                    // Semaphores are per offset; pad with "none" when only one side has them.
+                    if !qr.is_empty() || !ref_ctr_offsets.is_empty() {
+                        qr.resize(qo.len(), 0);
+                        let mut r = ref_ctr_offsets;
+                        r.resize(offsets.len(), 0);
+                        qr.extend(r);
+                    }
+                    qo.extend(offsets);
+                }
+            }
+            (_, attach) => out.push(ProgramSpec { attach, ..p }),
+        }
+    }
+    out
+}
+
 fn program_kind(site: &Site) -> Option<(ProgramKind, Attach)> {
     Some(match site {
         Site::Uprobe(u) => (
@@ -124,11 +225,11 @@ fn program_kind(site: &Site) -> Option<(ProgramKind, Attach)> {
                 path: u.path.clone(),
                 offsets: vec![u.offset],
                 retprobe: u.retprobe,
+                ref_ctr_offsets: u.semaphore.into_iter().collect(),
+                pid: u.pid,
             },
         ),
-        Site::Begin { seq } => (ProgramKind::OneShot, Attach::Begin { seq: *seq }),
-        Site::End { seq } => (ProgramKind::OneShot, Attach::End { seq: *seq }),
-        Site::Error { seq } => (ProgramKind::OneShot, Attach::Error { seq: *seq }),
+        Site::Lifecycle(l) => super::lifecycle::program_kind(l),
         Site::Timer {
             period_ns,
             randomize_ns,
@@ -141,7 +242,7 @@ fn program_kind(site: &Site) -> Option<(ProgramKind, Attach)> {
                 every_cpu: *every_cpu,
             },
         ),
-        Site::Never => return None,
+        Site::Never | Site::Begin { .. } | Site::End { .. } | Site::Error { .. } => return None,
     })
 }
 
@@ -157,6 +258,10 @@ pub struct Shared<'a> {
     pub counters: MapId,
     pub config: MapId,
     pub scratch: MapId,
+    /// The maps of values saved at entry for `.return` probes, once one needs them.
+    pub entry: Option<super::entry::EntryMaps>,
+    /// Probe points that printf records refer to by index.
+    pub probe_points: Vec<String>,
 }
 
 impl<'a> Shared<'a> {
@@ -172,6 +277,8 @@ impl<'a> Shared<'a> {
             counters: MapId(0),
             config: MapId(0),
             scratch: MapId(0),
+            entry: None,
+            probe_points: Vec::new(),
         };
         sh.ringbuf = sh.add_map("ringbuf", MapKind::RingBuf, 0, 0, RINGBUF_BYTES);
         sh.counters = sh.add_map("counters", MapKind::PercpuArray, 4, 8, COUNTER_SLOTS);
@@ -188,6 +295,7 @@ impl<'a> Shared<'a> {
             key_size: key,
             value_size: value,
             max_entries: n,
+            init: Vec::new(),
         });
         MapId(self.maps.len() as u32 - 1)
     }
@@ -256,6 +364,10 @@ pub struct Gen<'a, 'b> {
     /// Where errors go inside `try`: the catch label and the message variable.
     pub catch: Option<(Label, Option<Slot>)>,
     pub max_action: u32,
+    /// Link-time address of the probed instruction (the load bias is measured against it).
+    pub site_vaddr: u64,
+    /// In a `.return` program: where each value saved at entry sits in scratch.
+    pub saved: HashMap<ExprId, super::entry::Saved>,
 }
 
 /// SystemTap's message; this error is not caught by `try`.
@@ -265,7 +377,7 @@ pub const MAXACTION_EXCEEDED: &str = "MAXACTION exceeded";
 pub const KEY_SLOT: i16 = -8;
 
 impl<'a, 'b> Gen<'a, 'b> {
-    fn new(
+    pub(super) fn new(
         sh: &'b mut Shared<'a>,
         probe: &'a ResolvedProbe,
         kind: ProgramKind,
@@ -274,10 +386,7 @@ impl<'a, 'b> Gen<'a, 'b> {
         let mut e = Emitter::default();
         let exit_label = e.label();
         let err_label = e.label();
-        let max_action = match kind {
-            ProgramKind::OneShot => sh.opts.max_action.saturating_mul(10),
-            _ => sh.opts.max_action,
-        };
+        let max_action = sh.opts.max_action;
         Gen {
             sh,
             e,
@@ -294,6 +403,11 @@ impl<'a, 'b> Gen<'a, 'b> {
             err_label,
             catch: None,
             max_action: max_action.min(i32::MAX as u32),
+            site_vaddr: match &probe.site {
+                Site::Uprobe(u) => u.vaddr,
+                _ => 0,
+            },
+            saved: HashMap::new(),
         }
     }
 
@@ -305,17 +419,28 @@ impl<'a, 'b> Gen<'a, 'b> {
         self.sh.hir
     }
 
-    fn probe_body(
-        &mut self,
-        probe: &'a hir::Probe,
-    ) -> Result<(Vec<Insn>, Vec<SourceNote>, u32), Vec<Diagnostic>> {
-        self.e.note(self.sh.sources, probe.span);
+    /// Context in r6, the action count in r9, the scratch value in r7.
+    pub fn program_start(&mut self, span: Span) {
+        self.e.note(self.sh.sources, span);
         self.e.emit(Insn::mov64_reg(R6, R1));
         self.e.emit(Insn::mov64_imm(R9, 0));
         self.lookup_u32(self.sh.scratch, 0);
         let exit = self.exit_label;
         self.e.jmp_imm(Cond::Eq, R0, 0, exit);
         self.e.emit(Insn::mov64_reg(R7, R0));
+    }
+
+    fn probe_body(
+        &mut self,
+        probe: &'a hir::Probe,
+        entry: Option<&EntryLayout>,
+    ) -> Result<(Vec<Insn>, Vec<SourceNote>, u32), Vec<Diagnostic>> {
+        self.program_start(probe.span);
+        self.lifecycle_filter();
+        if let Some(l) = entry {
+            // Before the condition: every return consumes its entry record.
+            self.consume_entry(l);
+        }
         self.locals = self.alloc_locals(&probe.locals);
         let mut diags = Vec::new();
         // `probe PP if (cond)`: the handler runs only while the condition on globals holds.
@@ -330,6 +455,15 @@ impl<'a, 'b> Gen<'a, 'b> {
                 diags.push(d);
             }
         }
+        self.program_end(probe.span, diags)
+    }
+
+    /// The epilogue, the stack check, and jump resolution.
+    pub fn program_end(
+        &mut self,
+        span: Span,
+        mut diags: Vec<Diagnostic>,
+    ) -> Result<(Vec<Insn>, Vec<SourceNote>, u32), Vec<Diagnostic>> {
         self.epilogue();
         if self.frame.max > MAX_STACK {
             diags.push(Diagnostic::error(
@@ -337,16 +471,14 @@ impl<'a, 'b> Gen<'a, 'b> {
                     "probe handler needs {} bytes of stack, more than {MAX_STACK}",
                     self.frame.max
                 ),
-                probe.span,
+                span,
             ));
         }
         if !diags.is_empty() {
             return Err(diags);
         }
         let e = std::mem::take(&mut self.e);
-        let (insns, notes) = e
-            .finish()
-            .map_err(|m| vec![Diagnostic::error(m, probe.span)])?;
+        let (insns, notes) = e.finish().map_err(|m| vec![Diagnostic::error(m, span)])?;
         Ok((insns, notes, self.scratch.max))
     }
 

@@ -47,8 +47,17 @@ pub fn disassemble(obj: &BpfObject) -> String {
     for (i, m) in obj.maps.iter().enumerate() {
         let _ = writeln!(
             out,
-            "map {i} {}: {:?} key {} value {} entries {}",
-            m.name, m.kind, m.key_size, m.value_size, m.max_entries
+            "map {i} {}: {:?} key {} value {} entries {}{}",
+            m.name,
+            m.kind,
+            m.key_size,
+            m.value_size,
+            m.max_entries,
+            if m.init.is_empty() {
+                String::new()
+            } else {
+                format!(" init {} bytes", m.init.len())
+            }
         );
     }
     for (i, e) in obj.events.iter().enumerate() {
@@ -71,14 +80,30 @@ pub fn disassemble(obj: &BpfObject) -> String {
                 path,
                 offsets,
                 retprobe,
+                ref_ctr_offsets,
+                pid,
             } => {
                 let offs: Vec<String> = offsets.iter().map(|o| format!("{o:#x}")).collect();
                 let kind = if *retprobe { "uretprobe" } else { "uprobe" };
-                format!("{kind} {} [{}]", path.display(), offs.join(", "))
+                let mut s = format!("{kind} {} [{}]", path.display(), offs.join(", "));
+                if !ref_ctr_offsets.is_empty() {
+                    let refs: Vec<String> =
+                        ref_ctr_offsets.iter().map(|o| format!("{o:#x}")).collect();
+                    s.push_str(&format!(" semaphores [{}]", refs.join(", ")));
+                }
+                if let Some(pid) = pid {
+                    s.push_str(&format!(" pid {pid}"));
+                }
+                s
             }
-            Attach::Begin { seq } => format!("begin({seq})"),
-            Attach::End { seq } => format!("end({seq})"),
-            Attach::Error { seq } => format!("error({seq})"),
+            Attach::RawTracepoint { name, tgids } => match tgids {
+                Some((map, path)) => format!(
+                    "raw tracepoint {name} for processes of {} (map {})",
+                    path.display(),
+                    map.0
+                ),
+                None => format!("raw tracepoint {name}"),
+            },
             Attach::Timer {
                 period_ns,
                 randomize_ns,
@@ -101,6 +126,17 @@ pub fn disassemble(obj: &BpfObject) -> String {
             let _ = writeln!(out, "{i:5}: {}", format_insn(insn, next, &name));
             i += if insn.is_ld_imm64() { 2 } else { 1 };
         }
+    }
+    for h in &obj.host.handlers {
+        let at = h.body.stmts.first().map_or_else(
+            || obj.host.location(h.body.span),
+            |s| obj.host.location(s.span),
+        );
+        let _ = writeln!(
+            out,
+            "\nhandler {} {}\n  runs in user space from {at}",
+            h.name, h.probe_point
+        );
     }
     out
 }

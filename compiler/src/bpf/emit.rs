@@ -99,6 +99,11 @@ impl Emitter {
         self.live = false;
     }
 
+    /// `may_goto l`: to `l` once the kernel's loop budget is spent.
+    pub fn may_goto(&mut self, l: Label) {
+        self.jump(Insn::may_goto(0), l);
+    }
+
     pub fn jmp_imm(&mut self, cond: Cond, r: Reg, imm: i32, l: Label) {
         self.jump(Insn::jmp_imm(cond, r, imm, 0), l);
     }

@@ -146,7 +146,11 @@ impl Gen<'_, '_> {
                 self.print(*kind, delim.as_deref(), args, e.span)?;
                 self.e.emit(Insn::mov64_imm(R0, 0));
             }
+            ExprKind::Target(_) | ExprKind::Entry(_) if self.read_saved(e, None)? => {}
             ExprKind::Target(t) => self.target(e, t)?,
+            ExprKind::Entry(_) => {
+                return Err(self.not_yet("`@entry` outside a `.return` probe's handler", e.span))
+            }
             ExprKind::Defined(_) => {
                 let known = self.probe.defined.get(&e.id).copied();
                 let Some(d) = known else {

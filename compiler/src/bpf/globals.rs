@@ -3,12 +3,41 @@
 use super::codegen::{Buf, Gen, Shared, R};
 use super::insn::*;
 use crate::object::*;
+use crate::resolve::visit::visit_block;
 use rtap_lang::diag::Diagnostic;
-use rtap_lang::hir::{Expr, GlobalId, LValue, StatOp, Type};
+use rtap_lang::hir::{Expr, ExprKind, GlobalId, HistKind, LValue, StatOp, Type};
 use rtap_lang::span::Span;
 
-/// Bytes of a per-CPU stats value: count, sum, min, max.
-pub const STATS_VALUE: u32 = 32;
+/// Bytes of a per-CPU stats value before its histogram: count, sum, min, max, sum of squares.
+pub const STATS_VALUE: u32 = 40;
+
+/// The histogram each global is printed with, if any (the checker allows one kind).
+fn hist_layouts(hir: &rtap_lang::hir::Program) -> Vec<Option<HistLayout>> {
+    let mut out = vec![None; hir.globals.len()];
+    let mut see = |e: &Expr| {
+        if let ExprKind::Hist {
+            kind,
+            stat: LValue::Global(g) | LValue::Element { array: g, .. },
+        } = &e.kind
+        {
+            out[g.0 as usize].get_or_insert(match kind {
+                HistKind::Log => HistLayout::Log,
+                HistKind::Linear { lo, hi, width } => HistLayout::Linear {
+                    lo: *lo,
+                    hi: *hi,
+                    width: *width,
+                },
+            });
+        }
+    };
+    for p in &hir.probes {
+        visit_block(&p.body, &mut see);
+    }
+    for f in &hir.functions {
+        visit_block(&f.body, &mut see);
+    }
+    out
+}
 const BPF_NOEXIST: i32 = 1;
 
 impl Shared<'_> {
@@ -16,7 +45,8 @@ impl Shared<'_> {
     pub fn declare_globals(&mut self) -> Vec<Diagnostic> {
         let mut diags = Vec::new();
         let cap = self.opts.max_string_len;
-        for g in &self.hir.globals {
+        let hists = hist_layouts(self.hir);
+        for (g, hist) in self.hir.globals.iter().zip(hists) {
             if g.wrap {
                 diags.push(Diagnostic::error(
                     format!("wrapping array `{}` (`%`) is not supported yet", g.name),
@@ -31,7 +61,7 @@ impl Shared<'_> {
             let value_size = match value {
                 GlobalValue::Long => 8,
                 GlobalValue::Str { cap } => cap,
-                GlobalValue::Stats => STATS_VALUE,
+                GlobalValue::Stats => STATS_VALUE + 8 * hist.map_or(0, |h| h.buckets() as u32),
             };
             let mut keys = Vec::new();
             let mut key_size = 0;
@@ -72,6 +102,7 @@ impl Shared<'_> {
                 value,
                 init: g.init.clone(),
                 auto_print: g.auto_print,
+                hist,
             });
         }
         diags
@@ -256,6 +287,79 @@ impl Gen<'_, '_> {
         self.e.emit(Insn::ldx_mem(Size::DW, R3, R0, 8));
         self.e.emit(Insn::add64_reg(R3, R2));
         self.e.emit(Insn::stx_mem(Size::DW, R0, R3, 8));
+        // The sum of squares, for `@variance`.
+        self.e.emit(Insn::mov64_reg(R3, R2));
+        self.e.emit(Insn::alu64_reg(AluOp::Mul, R3, R2));
+        self.e.emit(Insn::ldx_mem(Size::DW, R4, R0, 32));
+        self.e.emit(Insn::add64_reg(R4, R3));
+        self.e.emit(Insn::stx_mem(Size::DW, R0, R4, 32));
+        let g = match target {
+            LValue::Global(g) | LValue::Element { array: g, .. } => *g,
+            LValue::Local(_) => return Ok(()),
+        };
+        if let Some(h) = self.sh.globals[g.0 as usize].hist {
+            self.hist_bucket(h, span)?;
+            // r3 = bucket; count it in the slot after the five aggregates.
+            self.e.emit(Insn::alu64_imm(AluOp::Lsh, R3, 3));
+            self.e.emit(Insn::add64_reg(R0, R3));
+            self.e
+                .emit(Insn::ldx_mem(Size::DW, R4, R0, STATS_VALUE as i16));
+            self.e.emit(Insn::add64_imm(R4, 1));
+            self.e
+                .emit(Insn::stx_mem(Size::DW, R0, R4, STATS_VALUE as i16));
+        }
+        Ok(())
+    }
+
+    /// r3 = the histogram bucket of the sample in r2 (see `HistLayout::bucket`),
+    /// bounded for the verifier. Clobbers r1, r4, r5.
+    fn hist_bucket(&mut self, h: HistLayout, span: Span) -> R<()> {
+        let last = h.buckets() as i32 - 1;
+        match h {
+            HistLayout::Log => {
+                // r1 = |v|, r4 = whether v < 0, r5 = bit length of |v|.
+                self.e.emit(Insn::mov64_reg(R1, R2));
+                self.e.emit(Insn::mov64_imm(R4, 0));
+                self.e.emit(Insn::jmp_imm(Cond::Sge, R1, 0, 2));
+                self.e.emit(Insn::neg64(R1));
+                self.e.emit(Insn::mov64_imm(R4, 1));
+                self.e.emit(Insn::mov64_imm(R5, 0));
+                for sh in [32, 16, 8, 4, 2, 1] {
+                    self.e.emit(Insn::mov64_reg(R3, R1));
+                    self.e.emit(Insn::alu64_imm(AluOp::Rsh, R3, sh));
+                    self.e.emit(Insn::jmp_imm(Cond::Eq, R3, 0, 2));
+                    self.e.emit(Insn::add64_imm(R5, sh));
+                    self.e.emit(Insn::mov64_reg(R1, R3));
+                }
+                self.e.emit(Insn::jmp_imm(Cond::Eq, R1, 0, 1));
+                self.e.emit(Insn::add64_imm(R5, 1));
+                let zero = HistLayout::LOG_ZERO as i32;
+                self.e.emit(Insn::jmp_imm(Cond::Eq, R4, 0, 3));
+                self.e.emit(Insn::mov64_imm(R3, zero));
+                self.e.emit(Insn::alu64_reg(AluOp::Sub, R3, R5));
+                self.e.emit(Insn::ja(2));
+                self.e.emit(Insn::mov64_reg(R3, R5));
+                self.e.emit(Insn::add64_imm(R3, zero));
+            }
+            HistLayout::Linear { lo, width, .. } => {
+                let (Ok(lo), Ok(width)) = (i32::try_from(lo), i32::try_from(width)) else {
+                    return Err(Diagnostic::error(
+                        "`@hist_linear` bounds must fit in 32 bits",
+                        span,
+                    ));
+                };
+                self.e.emit(Insn::mov64_reg(R3, R2));
+                self.e.emit(Insn::alu64_imm(AluOp::Sub, R3, lo));
+                self.e.emit(Insn::jmp_imm(Cond::Sge, R3, 0, 2));
+                self.e.emit(Insn::mov64_imm(R3, 0));
+                self.e.emit(Insn::ja(2));
+                self.e.emit(Insn::alu64_imm(AluOp::Div, R3, width));
+                self.e.emit(Insn::add64_imm(R3, 1));
+            }
+        }
+        // Unsigned: also catches anything negative.
+        self.e.emit(Insn::jmp_imm(Cond::Le, R3, last, 1));
+        self.e.emit(Insn::mov64_imm(R3, last));
         Ok(())
     }
 
@@ -266,13 +370,16 @@ impl Gen<'_, '_> {
             LValue::Element { array, keys } => (*array, &keys[..]),
             LValue::Local(_) => return Err(self.not_yet("local statistics", span)),
         };
-        if op == StatOp::Variance {
-            return Err(self.unsupported("@variance", span));
-        }
         let map = self.global_map(g);
         let m = self.frame.mark();
-        // count, sum, min, max accumulators and the cpu index.
-        let acc = [self.temp(), self.temp(), self.temp(), self.temp()];
+        // count, sum, min, max, sum-of-squares accumulators and the cpu index.
+        let acc = [
+            self.temp(),
+            self.temp(),
+            self.temp(),
+            self.temp(),
+            self.temp(),
+        ];
         let cpu = self.temp();
         let sm = self.scratch.mark();
         let key = if keys.is_empty() {
@@ -317,6 +424,10 @@ impl Gen<'_, '_> {
         self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 8));
         self.e.emit(Insn::add64_reg(R2, R1));
         self.e.emit(Insn::stx_mem(Size::DW, R10, R2, acc[1]));
+        self.e.emit(Insn::ldx_mem(Size::DW, R2, R10, acc[4]));
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 32));
+        self.e.emit(Insn::add64_reg(R2, R1));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R2, acc[4]));
         self.e.bind(next);
         self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, cpu));
         self.e.emit(Insn::add64_imm(R1, 1));
@@ -336,6 +447,26 @@ impl Gen<'_, '_> {
                 StatOp::Sum => self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[1])),
                 StatOp::Min => self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[2])),
                 StatOp::Max => self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[3])),
+                StatOp::Variance => {
+                    // (n·Σx² − (Σx)²) / (n·(n − 1)); 0 for a single sample.
+                    let one = self.e.label();
+                    let end = self.e.label();
+                    self.e.jmp_imm(Cond::Eq, R0, 1, one);
+                    self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, acc[4]));
+                    self.e.emit(Insn::alu64_reg(AluOp::Mul, R1, R0));
+                    self.e.emit(Insn::ldx_mem(Size::DW, R2, R10, acc[1]));
+                    self.e.emit(Insn::alu64_reg(AluOp::Mul, R2, R2));
+                    self.e.emit(Insn::alu64_reg(AluOp::Sub, R1, R2));
+                    self.e.emit(Insn::mov64_reg(R2, R0));
+                    self.e.emit(Insn::add64_imm(R2, -1));
+                    self.e.emit(Insn::alu64_reg(AluOp::Mul, R2, R0));
+                    self.e.emit(Insn::mov64_reg(R0, R1));
+                    self.e.emit(Insn::sdiv64_reg(R0, R2));
+                    self.e.goto(end);
+                    self.e.bind(one);
+                    self.e.emit(Insn::mov64_imm(R0, 0));
+                    self.e.bind(end);
+                }
                 _ => {
                     self.e.emit(Insn::mov64_reg(R2, R0));
                     self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[1]));

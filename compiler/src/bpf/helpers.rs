@@ -21,13 +21,14 @@ pub enum Helper {
     RingbufReserve = 131,
     RingbufSubmit = 132,
     RingbufDiscard = 133,
+    RingbufQuery = 134,
     GetFuncIp = 173,
     MapLookupPercpuElem = 195,
     KtimeGetTaiNs = 208,
 }
 
 impl Helper {
-    const ALL: [Helper; 21] = [
+    const ALL: [Helper; 22] = [
         Helper::MapLookupElem,
         Helper::MapUpdateElem,
         Helper::MapDeleteElem,
@@ -46,6 +47,7 @@ impl Helper {
         Helper::RingbufReserve,
         Helper::RingbufSubmit,
         Helper::RingbufDiscard,
+        Helper::RingbufQuery,
         Helper::GetFuncIp,
         Helper::MapLookupPercpuElem,
         Helper::KtimeGetTaiNs,
@@ -72,6 +74,7 @@ impl Helper {
             Helper::RingbufReserve => "bpf_ringbuf_reserve",
             Helper::RingbufSubmit => "bpf_ringbuf_submit",
             Helper::RingbufDiscard => "bpf_ringbuf_discard",
+            Helper::RingbufQuery => "bpf_ringbuf_query",
             Helper::GetFuncIp => "bpf_get_func_ip",
             Helper::MapLookupPercpuElem => "bpf_map_lookup_percpu_elem",
             Helper::KtimeGetTaiNs => "bpf_ktime_get_tai_ns",

@@ -216,6 +216,8 @@ impl Cond {
 const JA: u8 = 0x00;
 const CALL: u8 = 0x80;
 const EXIT: u8 = 0x90;
+/// `BPF_JCOND`: with `src = 0`, `may_goto`.
+const JCOND: u8 = 0xe0;
 
 fn regs(dst: Reg, src: Reg) -> u8 {
     (src.0 << 4) | (dst.0 & 0x0f)
@@ -374,6 +376,12 @@ impl Insn {
         Insn::raw(BPF_JMP | JA, R0, R0, off, 0)
     }
 
+    /// `may_goto +off`: falls through until the kernel's per-run loop budget is spent,
+    /// then jumps. Loops headed by it verify once, not once per iteration.
+    pub fn may_goto(off: i16) -> Insn {
+        Insn::raw(BPF_JMP | JCOND, R0, R0, off, 0)
+    }
+
     pub fn call(helper: Helper) -> Insn {
         Insn::raw(BPF_JMP | CALL, R0, R0, 0, helper as i32)
     }
@@ -496,6 +504,7 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>, map_name: &dyn Fn(u32) -> S
             let op = insn.code & 0xf0;
             match op {
                 JA => format!("goto {}", signed_off(off)),
+                JCOND if insn.class() == BPF_JMP => format!("may_goto {}", signed_off(off)),
                 CALL => match Helper::from_id(imm) {
                     Some(h) => format!("call {}#{imm}", h.name()),
                     None => format!("call #{imm}"),

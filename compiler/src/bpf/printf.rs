@@ -82,7 +82,7 @@ impl Gen<'_, '_> {
         }
         let cap = self.cap();
         let mut fields = Vec::new();
-        let mut size = RECORD_HEADER;
+        let mut size = PRINTF_HEADER;
         for &is_str in &kinds {
             let (kind, len) = if is_str {
                 (FieldKind::Str { cap }, cap)
@@ -119,7 +119,12 @@ impl Gen<'_, '_> {
         self.e.bind(got);
         self.e.emit(Insn::mov64_reg(R8, R0));
         self.e.emit(Insn::st_mem(Size::W, R8, 0, id.0 as i32));
-        self.e.emit(Insn::st_mem(Size::W, R8, 4, 0));
+        let pp = self.probe_point_index();
+        self.e.emit(Insn::st_mem(Size::W, R8, 4, pp as i32));
+        self.e.emit(Insn::call(Helper::GetCurrentPidTgid));
+        self.e.emit(Insn::stx_mem(Size::DW, R8, R0, 8));
+        self.e.emit(Insn::call(Helper::KtimeGetBootNs));
+        self.e.emit(Insn::stx_mem(Size::DW, R8, R0, 16));
         for (s, f) in staged.iter().zip(&fields) {
             let dst = Buf {
                 base: R8,
@@ -128,9 +133,7 @@ impl Gen<'_, '_> {
             };
             self.fill(s, dst)?;
         }
-        self.e.emit(Insn::mov64_reg(R1, R8));
-        self.e.emit(Insn::mov64_imm(R2, 0));
-        self.e.emit(Insn::call(Helper::RingbufSubmit));
+        self.submit_batched();
         self.e.bind(done);
         self.scratch.release(sm);
         self.frame.release(fm);
@@ -201,3 +204,37 @@ impl Gen<'_, '_> {
         Ok(())
     }
 }
+
+/// Below this many unread bytes, a record does not wake the reader: it polls
+/// every few milliseconds anyway, and waking it per record costs more than the probe.
+const WAKEUP_BYTES: i32 = 256 << 10;
+
+impl Gen<'_, '_> {
+    /// The index of this program's probe point in `BpfObject::probe_points`.
+    fn probe_point_index(&mut self) -> u32 {
+        let pps = &mut self.sh.probe_points;
+        match pps.iter().position(|p| *p == self.pp) {
+            Some(i) => i as u32,
+            None => {
+                pps.push(self.pp.clone());
+                pps.len() as u32 - 1
+            }
+        }
+    }
+
+    /// Submits the record in r8, waking the reader only when the buffer fills up.
+    fn submit_batched(&mut self) {
+        self.e.emit2(Insn::ld_map_fd(R1, self.sh.ringbuf));
+        self.e.emit(Insn::mov64_imm(R2, BPF_RB_AVAIL_DATA));
+        self.e.emit(Insn::call(Helper::RingbufQuery));
+        self.e.emit(Insn::mov64_imm(R2, BPF_RB_NO_WAKEUP));
+        self.e.emit(Insn::jmp_imm(Cond::Le, R0, WAKEUP_BYTES, 1));
+        self.e.emit(Insn::mov64_imm(R2, BPF_RB_FORCE_WAKEUP));
+        self.e.emit(Insn::mov64_reg(R1, R8));
+        self.e.emit(Insn::call(Helper::RingbufSubmit));
+    }
+}
+
+const BPF_RB_NO_WAKEUP: i32 = 1;
+const BPF_RB_FORCE_WAKEUP: i32 = 2;
+const BPF_RB_AVAIL_DATA: i32 = 0;

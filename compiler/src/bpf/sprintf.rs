@@ -7,7 +7,7 @@ use rtap_lang::printf::{ConvKind, Flags, Format, Piece};
 use rtap_lang::span::Span;
 
 /// Bytes of the digit area a number is converted in (sign, `0x` and 22 octal digits fit).
-const NUM_AREA: u32 = 32;
+pub(super) const NUM_AREA: u32 = 32;
 
 impl Gen<'_, '_> {
     /// `sprint`/`sprintln`/`sprintd`/`sprintdln` into `dst`.
@@ -23,26 +23,9 @@ impl Gen<'_, '_> {
         self.sprintf(&format, args, dst, span)
     }
 
-    /// Formats into `dst`; conversions with a width, precision or flags are not supported yet.
+    /// Formats into `dst`: plain conversions directly, others with their flags, width
+    /// and precision through [`Gen::conversion`].
     pub fn sprintf(&mut self, format: &Format, args: &[Expr], dst: Buf, span: Span) -> R<()> {
-        let plain = format.pieces.iter().all(|p| match p {
-            Piece::Text(_) => true,
-            Piece::Conv(c) => {
-                c.flags == Flags::default()
-                    && c.width.is_none()
-                    && c.precision.is_none()
-                    && !matches!(
-                        c.kind,
-                        ConvKind::Binary | ConvKind::Memory | ConvKind::MemoryHex
-                    )
-            }
-        });
-        if !plain {
-            return Err(self.not_yet(
-                "`sprintf` with a width, precision, flag, `%b` or `%m`",
-                span,
-            ));
-        }
         self.e.emit(Insn::st_mem(Size::B, dst.base, dst.off, 0));
         let mut args = args.iter();
         for p in &format.pieces {
@@ -52,6 +35,23 @@ impl Gen<'_, '_> {
                 Piece::Text(t) => {
                     self.store_literal(t, tmp);
                     self.append(dst, tmp);
+                }
+                Piece::Conv(c)
+                    if c.flags != Flags::default()
+                        || c.width.is_some()
+                        || c.precision.is_some()
+                        || !matches!(
+                            c.kind,
+                            ConvKind::Str
+                                | ConvKind::Signed
+                                | ConvKind::Unsigned
+                                | ConvKind::Octal
+                                | ConvKind::HexLower
+                                | ConvKind::HexUpper
+                                | ConvKind::Char
+                        ) =>
+                {
+                    self.conversion(c, &mut args, dst, span)?;
                 }
                 Piece::Conv(c) => {
                     let Some(arg) = args.next() else {
@@ -80,7 +80,7 @@ impl Gen<'_, '_> {
     }
 
     /// Converts r0 into text inside `tmp`'s first [`NUM_AREA`] bytes; r1 = its start.
-    fn number_to_str(&mut self, kind: ConvKind, tmp: Buf) {
+    pub(super) fn number_to_str(&mut self, kind: ConvKind, tmp: Buf) {
         let end = tmp.off + NUM_AREA as i16 - 1;
         self.lea(R1, tmp.base, end);
         self.e.emit(Insn::st_mem(Size::B, R1, 0, 0));
@@ -138,7 +138,7 @@ impl Gen<'_, '_> {
     }
 
     /// Appends the string whose address is in r10-relative slot `src` to `dst`.
-    fn append_from(&mut self, dst: Buf, src: i16) {
+    pub(super) fn append_from(&mut self, dst: Buf, src: i16) {
         self.strlen(dst);
         self.lea(R1, dst.base, dst.off);
         self.e.emit(Insn::add64_reg(R1, R0));

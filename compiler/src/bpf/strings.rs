@@ -62,6 +62,10 @@ impl Gen<'_, '_> {
                 self.copy_str(dst, tmp.base, tmp.off);
                 self.scratch.release(m);
             }
+            ExprKind::Entry(_) if self.read_saved(e, Some(dst))? => {}
+            ExprKind::Entry(_) => {
+                return Err(self.not_yet("`@entry` outside a `.return` probe's handler", e.span))
+            }
             _ => return Err(self.unsupported(super::expr::describe(e), e.span)),
         }
         Ok(())

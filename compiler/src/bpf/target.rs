@@ -4,7 +4,6 @@ use super::codegen::{Gen, R};
 use super::insn::*;
 use crate::access::{AccessOp, DwarfReg};
 use crate::object::ProgramKind;
-use crate::resolved::Site;
 use rtap_lang::diag::Diagnostic;
 use rtap_lang::hir::{Accessor, Expr, TargetExpr};
 
@@ -54,10 +53,7 @@ impl Gen<'_, '_> {
                 e.span,
             ));
         };
-        let vaddr = match &self.probe.site {
-            Site::Uprobe(u) => u.vaddr,
-            _ => 0,
-        };
+        let vaddr = self.site_vaddr;
         let m = self.frame.mark();
         let acc = self.temp();
         for op in &plan.ops {

@@ -76,6 +76,7 @@ pub fn resolve_trivial(p: &Program) -> Result<ResolvedProgram<'_>, Vec<Diagnosti
                 site,
                 targets: HashMap::new(),
                 defined: HashMap::new(),
+                entry: None,
             });
         }
     }

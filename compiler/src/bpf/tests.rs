@@ -23,7 +23,8 @@ fn compile(p: &Program) -> Result<BpfObject, Vec<Diagnostic>> {
 }
 
 fn begin(h: &Hb, locals: Vec<Local>, body: Vec<Stmt>) -> Probe {
-    h.probe(ProbeKind::Begin { seq: 0 }, "begin", locals, body)
+    // timer.profile runs in BPF; begin handlers run in the user-space interpreter.
+    h.probe(ProbeKind::TimerProfile, "timer.profile", locals, body)
 }
 
 /// Every jump lands inside the program and never in the second half of an `ld_imm64`,
@@ -57,7 +58,8 @@ fn calls(insns: &[Insn], h: Helper) -> usize {
     insns.iter().filter(|i| **i == Insn::call(h)).count()
 }
 
-/// A printf record has the header, 8-byte longs and `MAXSTRINGLEN` string slots, in order.
+/// A printf record has the 24-byte header (event, probe point, pid/tid, time), then
+/// 8-byte longs and `MAXSTRINGLEN` string slots, in order.
 #[test]
 fn printf_record_layout() {
     let mut h = Hb::default();
@@ -73,23 +75,29 @@ fn printf_record_layout() {
     assert_eq!(obj.events.len(), 1);
     let e = &obj.events[0];
     assert!(matches!(e.kind, EventKind::Printf(_)));
-    assert_eq!(e.size, 8 + 8 + 512);
+    assert_eq!(e.size, PRINTF_HEADER + 8 + 512);
     assert_eq!(
         e.fields,
         vec![
             Field {
-                offset: 8,
+                offset: 24,
                 kind: FieldKind::Long
             },
             Field {
-                offset: 16,
+                offset: 32,
                 kind: FieldKind::Str { cap: 512 }
             },
         ]
     );
     let prog = &obj.programs[0];
-    assert_eq!(prog.kind, ProgramKind::OneShot);
-    assert_eq!(prog.attach, Attach::Begin { seq: 0 });
+    assert_eq!(prog.kind, ProgramKind::PerfEvent);
+    assert!(matches!(
+        prog.attach,
+        Attach::Timer {
+            every_cpu: true,
+            ..
+        }
+    ));
     assert_eq!(calls(&prog.insns, Helper::RingbufReserve), 1);
     assert_eq!(calls(&prog.insns, Helper::RingbufSubmit), 1);
     assert_eq!(calls(&prog.insns, Helper::GetCurrentComm), 1);
@@ -268,7 +276,7 @@ fn globals_have_maps_and_specs() {
     );
     assert_eq!(a.keys[1].offset, 512);
     let s = &obj.maps[obj.globals[2].map.0 as usize];
-    assert_eq!((s.kind, s.value_size), (MapKind::PercpuArray, 32));
+    assert_eq!((s.kind, s.value_size), (MapKind::PercpuArray, 40));
 }
 
 /// A uprobe program reads registers from `pt_regs` and biases static addresses by the site's vaddr.
@@ -324,6 +332,8 @@ fn uprobe_site_and_access_plan() {
         retprobe: false,
         function: "f".into(),
         pp: "process(\"/bin/app\").function(\"f@app.c:3\")".into(),
+        semaphore: None,
+        pid: None,
     };
     let r = ResolvedProgram {
         hir: &p,
@@ -333,6 +343,7 @@ fn uprobe_site_and_access_plan() {
             site: Site::Uprobe(site),
             targets: HashMap::from([(id, plan)]),
             defined: HashMap::new(),
+            entry: None,
         }],
     };
     let obj = codegen(&r, &sources(), &CodegenOptions::default()).unwrap();
@@ -347,7 +358,9 @@ fn uprobe_site_and_access_plan() {
         Attach::Uprobe {
             path: "/bin/app".into(),
             offsets: vec![0x139],
-            retprobe: false
+            retprobe: false,
+            ref_ctr_offsets: vec![],
+            pid: None
         }
     );
     assert_eq!(calls(&prog.insns, Helper::GetFuncIp), 1);

@@ -3,12 +3,16 @@
 //! Entry points: [`Binary::open`] (or [`Cache::get`]), then [`Binary::functions`]
 //! for probe sites, [`Binary::variables`] for `-L`, [`Binary::plan`] for `$vars`.
 
+mod elf;
 mod index;
 mod load;
 mod location;
 mod pattern;
 mod plan;
+mod plt;
 mod scope;
+mod sdt;
+mod stmt;
 mod types;
 
 #[cfg(test)]
@@ -21,7 +25,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use elf::ElfFacts;
 pub use pattern::{FunctionPattern, LineSpec};
+pub use plt::PltStub;
+pub use sdt::{mark_pp, name_matches as mark_name_matches, Marker};
+pub use stmt::StatementSite;
 
 /// The gimli reader used everywhere: owned section bytes, so `Binary` has no lifetime.
 pub(crate) type R = gimli::EndianArcSlice<gimli::RunTimeEndian>;

@@ -82,14 +82,9 @@ pub(crate) fn plan(
     };
     let (place, ty) = match &expr.base {
         PathBase::Return => return_value(&types, site, fd, retprobe)?,
-        PathBase::Var(name) => {
-            if retprobe {
-                return Err(TargetError::new(format!(
-                    "`${name}` in a `.return` probe is not supported yet; use `@entry(${name})`"
-                )));
-            }
-            variable(loaded, index, site, fd, name)?
-        }
+        // In a `.return` probe a variable is read at entry, as SystemTap does: the
+        // plan is for the `.function` placement, where the entry program runs.
+        PathBase::Var(name) => variable(loaded, index, site, fd, name)?,
     };
     let mut w = Walk {
         types,

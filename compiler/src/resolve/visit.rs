@@ -3,7 +3,7 @@
 use rtap_lang::hir::{self, Accessor, Block, Expr, ExprKind, LValue, Stmt, StmtKind, TargetBase};
 
 /// Every expression in a block, outermost first.
-pub(super) fn visit_block(b: &Block, f: &mut dyn FnMut(&Expr)) {
+pub(crate) fn visit_block(b: &Block, f: &mut dyn FnMut(&Expr)) {
     for s in &b.stmts {
         visit_stmt(s, f);
     }
@@ -58,7 +58,7 @@ fn visit_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
     }
 }
 
-pub(super) fn visit_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+pub(crate) fn visit_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(e);
     children(e, &mut |c| visit_expr(c, f));
 }
