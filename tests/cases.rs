@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
+mod examples;
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
@@ -25,6 +27,7 @@ fn main() {
     trials.extend(layer("list", "args", "out", list_case));
     trials.extend(run_cases());
     trials.extend(rig_cases());
+    trials.extend(examples::cases());
     // Without the sd-bus rig beside the checkout (a laptop), its cases are skipped, saying
     // why; CI always has it, and there they run.
     if !rig_root().join("build.sh").exists() && !must_not_skip() {
