@@ -5,9 +5,11 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use rtap_tests::{bpf_unavailable, cases_dir, expect_file, fixture_dir, header, must_not_skip};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
+mod corpus;
 mod examples;
+mod rig;
 
 fn main() {
     let args = Arguments::from_args();
@@ -26,7 +28,8 @@ fn main() {
     }));
     trials.extend(layer("list", "args", "out", list_case));
     trials.extend(run_cases());
-    trials.extend(rig_cases());
+    trials.extend(rig::rig_cases());
+    trials.extend(corpus::corpus_trials());
     trials.extend(examples::cases());
     // Without the sd-bus rig beside the checkout (a laptop), its cases are skipped, saying
     // why; CI always has it, and there they run.
@@ -159,7 +162,11 @@ fn rig_library(variant: &str) -> Result<PathBuf, String> {
 fn list_case(text: &str, file: &str) -> Result<String, String> {
     let fx = header(text, "fixture").ok_or("missing `# fixture:` header")?;
     let (name, opt) = fx.split_once(' ').unwrap_or((fx.as_str(), "-O0"));
-    let path = if name == "rig" {
+    // `# fixture: /abs/path` lists a system file in place (e.g. libc with libc6-dbg).
+    let system = name.starts_with('/');
+    let path = if system {
+        std::fs::canonicalize(name).map_err(|e| format!("`{name}`: {e}"))?
+    } else if name == "rig" {
         rig_library(opt)?
     } else {
         fixture_copy(name, opt, &file.replace('.', "_"))?
@@ -175,7 +182,7 @@ fn list_case(text: &str, file: &str) -> Result<String, String> {
         .arg(&pp)
         .output()
         .map_err(|e| e.to_string())?;
-    if name != "rig" {
+    if name != "rig" && !system {
         let _ = std::fs::remove_file(&path);
     }
     Ok(render_run(&out, &path))
@@ -183,10 +190,17 @@ fn list_case(text: &str, file: &str) -> Result<String, String> {
 
 fn render_run(out: &std::process::Output, fixture: &Path) -> String {
     let fx = fixture.to_string_lossy();
-    let mut s = String::from_utf8_lossy(&out.stdout).replace(&*fx, "@FIXTURE@");
+    // `@FIXTURES@` is the build directory of every fixture (shared libraries live there).
+    let dir = fixture_dir().to_string_lossy().into_owned();
+    let paths = |t: &[u8]| {
+        String::from_utf8_lossy(t)
+            .replace(&*fx, "@FIXTURE@")
+            .replace(&dir, "@FIXTURES@")
+    };
+    let mut s = paths(&out.stdout);
     if !out.stderr.is_empty() {
         s.push_str("--- stderr\n");
-        s.push_str(&String::from_utf8_lossy(&out.stderr).replace(&*fx, "@FIXTURE@"));
+        s.push_str(&paths(&out.stderr));
     }
     match out.status.code() {
         Some(0) => {}
@@ -198,7 +212,8 @@ fn render_run(out: &std::process::Output, fixture: &Path) -> String {
 
 /// End-to-end cases: `run/NAME.rtap` with headers `# fixture: NAME -O0 -O2` and
 /// `# command: @FIXTURE@ ARGS`; the script runs for real under `rtap -c` and its
-/// output must equal `NAME.out` for every optimisation level listed.
+/// output must equal `NAME.out` for every optimisation level listed. `@FIXTURES@`
+/// stands for the directory the fixtures are built in (their shared libraries).
 fn run_cases() -> Vec<Trial> {
     let mut trials = Vec::new();
     for path in case_files("run", "rtap") {
@@ -239,7 +254,9 @@ fn run_case(path: &Path, fixture: &str, opt: &str) -> Result<(), Failed> {
     let case = stem(path);
     let fx = fixture_copy(fixture, opt, &case)?;
     let fxs = fx.to_string_lossy();
-    let script = text.replace("@FIXTURE@", &fxs);
+    let script = text
+        .replace("@FIXTURE@", &fxs)
+        .replace("@FIXTURES@", &fixture_dir().to_string_lossy());
     let command = header(&text, "command")
         .unwrap_or_else(|| "@FIXTURE@".into())
         .replace("@FIXTURE@", &fxs);
@@ -280,66 +297,4 @@ fn normalize_json(text: &str) -> String {
         out.push_str(rest);
     }
     out
-}
-
-
-/// Real sd-bus cases: `rig/NAME.rtap` runs under `../shared/rig/run.sh MODE` (private
-/// dbus-daemon plus the flood driver) with headers `# variant:`, `# mode:` and `# args:`
-/// (script arguments after the library path). The tracer's output must equal `NAME.out`.
-fn rig_cases() -> Vec<Trial> {
-    case_files("rig", "rtap")
-        .into_iter()
-        .map(|path| {
-            let trial = Trial::test(format!("rig::{}", stem(&path)), move || {
-                if let Some(why) = bpf_unavailable() {
-                    return Err(format!("CI=true but BPF is unavailable: {why}").into());
-                }
-                rig_case(&path)
-            });
-            match bpf_unavailable() {
-                Some(_) if !must_not_skip() => trial.with_ignored_flag(true),
-                _ => trial,
-            }
-        })
-        .collect()
-}
-
-fn rig_case(path: &Path) -> Result<(), Failed> {
-    // One flood at a time: the runs share the rig's run directory and the CPUs.
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let text = read(path)?;
-    let variant = header(&text, "variant").unwrap_or_else(|| "stock".into());
-    let mode = header(&text, "mode").ok_or("missing `# mode:` header")?;
-    let args = header(&text, "args").unwrap_or_default();
-    rig_library(&variant)?;
-    let out_file = std::env::temp_dir().join(format!(
-        "rtap-rig-{}-{}.out",
-        std::process::id(),
-        stem(path)
-    ));
-    let trace = format!(
-        "{} {} @LIB@ {args}",
-        rtap_binary()?.display(),
-        path.display()
-    );
-    let run = Command::new("bash")
-        .arg(rig_root().join("run.sh"))
-        .args(mode.split_whitespace())
-        .env("VARIANT", &variant)
-        .env("TRACE", &trace)
-        .env("TRACE_OUT", &out_file)
-        .output()
-        .map_err(|e| format!("cannot run the rig: {e}"))?;
-    let traced = std::fs::read_to_string(&out_file).unwrap_or_default();
-    let _ = std::fs::remove_file(&out_file);
-    if !run.status.success() {
-        return Err(format!(
-            "the rig's driver failed ({}):\n{}\n--- tracer output\n{traced}",
-            run.status,
-            String::from_utf8_lossy(&run.stdout)
-        )
-        .into());
-    }
-    expect_file(&path.with_extension("out"), &traced).map_err(Failed::from)
 }

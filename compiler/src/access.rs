@@ -14,6 +14,8 @@ pub enum AccessOp {
     Reg(DwarfReg),
     /// acc = register + offset (an address, e.g. a stack slot from `DW_OP_fbreg`).
     RegAddr { reg: DwarfReg, offset: i64 },
+    /// acc = the value of the target expression's script operand (`@cast`'s pointer).
+    Script,
     /// acc = constant (`DW_OP_implicit_value`, `DW_OP_lit*` with `stack_value`, enumerators).
     Const(i64),
     /// acc = link-time virtual address + the module's load bias in the traced process.
@@ -44,4 +46,41 @@ pub struct ValueInfo {
 pub struct AccessPlan {
     pub ops: Vec<AccessOp>,
     pub value: ValueInfo,
+}
+
+/// A pretty-printed target expression (`$v$`, `$v$$`, `$$vars`, `$$parms$` ...):
+/// text and values, formatted into one string as SystemTap's `tapsets.cxx` does.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PrettyPlan {
+    pub pieces: Vec<PrettyPiece>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrettyPiece {
+    Text(String),
+    /// A value computed by `ops` (as an [`AccessPlan`]'s), printed with `conv`.
+    Value {
+        ops: Vec<AccessOp>,
+        conv: PrettyConv,
+    },
+    /// SystemTap wraps each pretty-printed variable in `try`: a memory fault inside
+    /// makes the whole group read `ERROR`.
+    Guarded(Vec<PrettyPiece>),
+}
+
+/// How one value prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrettyConv {
+    /// `%#x`.
+    Hex,
+    /// `%i`.
+    Signed,
+    /// `%u`.
+    Unsigned,
+    /// `%#c`: the character, escaped.
+    Char,
+    /// `%p`.
+    Pointer,
+    /// `%s` of the user string at the value, `<unknown>` when unreadable.
+    Str,
 }

@@ -23,6 +23,9 @@ impl From<ResolveError> for ListError {
     }
 }
 
+/// Units whose variables are read together before they are released.
+const UNITS_PER_BATCH: usize = 32;
+
 /// Suffix of a canonical function probe point.
 pub(crate) fn pp_suffix(filter: FunctionFilter, is_return: bool) -> String {
     let mut s = String::from(match filter {
@@ -93,25 +96,52 @@ pub fn list(
         let pattern = FunctionPattern::parse(pattern)?;
         for path in target_binaries(&pp.target, pp.library.as_deref())? {
             let binary = cache.get(&path)?;
+            let canon = binary.path().to_path_buf();
+            let mut sites = function_sites(binary, &pattern, *filter, *is_return);
+            // Unit by unit, each released once listed: a whole library's parsed units
+            // would otherwise all stay in memory.
+            sites.sort_by_key(|s| s.unit());
             // Probe point → variables common to all of its instances.
             let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for site in function_sites(binary, &pattern, *filter, *is_return) {
-                let key = function_pp(binary.path(), &site, *filter, *is_return);
-                if !with_vars {
-                    merged.entry(key).or_default();
-                    continue;
-                }
-                let mut vars = instance_vars(binary, &site);
-                if *is_return {
-                    if let Some(ty) = binary.return_type(&site) {
-                        vars.insert(0, format!("$return:{ty}"));
+            let mut i = 0;
+            while i < sites.len() {
+                // A batch of whole units, their variables read on all cores.
+                let start = i;
+                let mut units = Vec::new();
+                while i < sites.len() && (units.len() < UNITS_PER_BATCH || i == start) {
+                    let unit = sites[i].unit();
+                    units.extend(unit);
+                    while i < sites.len() && sites[i].unit() == unit {
+                        i += 1;
                     }
                 }
-                match merged.get_mut(&key) {
-                    Some(common) => common.retain(|v| vars.contains(v)),
-                    None => {
-                        merged.insert(key, vars);
+                let batch = &sites[start..i];
+                let binary = cache.get(&canon)?;
+                let lines = crate::dwarf::parallel(batch.len(), |k| {
+                    let site = &batch[k];
+                    let key = function_pp(binary.path(), site, *filter, *is_return);
+                    if !with_vars {
+                        return (key, Vec::new());
                     }
+                    let mut vars = instance_vars(binary, site);
+                    if *is_return {
+                        if let Some(ty) = binary.return_type(site) {
+                            vars.insert(0, format!("$return:{ty}"));
+                        }
+                    }
+                    (key, vars)
+                });
+                for (key, vars) in lines {
+                    match merged.get_mut(&key) {
+                        Some(common) => common.retain(|v| vars.contains(v)),
+                        None => {
+                            merged.insert(key, vars);
+                        }
+                    }
+                }
+                let binary = cache.get_mut(&canon)?;
+                for u in units {
+                    binary.release_unit(u);
                 }
             }
             for (pp, vars) in merged {

@@ -194,6 +194,11 @@ pub struct ProgramSpec {
     pub insns: Vec<Insn>,
     /// Sorted by `insn`.
     pub notes: Vec<SourceNote>,
+    /// First instructions of the callback subprograms (`bpf_for_each_map_elem`'s),
+    /// sorted. When there are any, the program is loaded with the BTF of
+    /// `bpf::btf::func_btf` and the records of `bpf::btf::func_info`, which the
+    /// verifier requires of callbacks.
+    pub subprograms: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,7 +247,74 @@ pub enum EventKind {
     Error { message: String, location: String },
     /// `exit()` was called.
     Exit,
+    /// A printf record (same header and layout as [`EventKind::Printf`]) some of whose
+    /// `%s` arguments only user space can turn into text: stacks and symbols of the
+    /// probed process. `symbolic` has one entry per field.
+    SymbolicPrintf {
+        format: Format,
+        symbolic: Vec<Option<Symbolic>>,
+        /// `MAXSTRINGLEN`: the texts that stand for string values are cut to it.
+        max_len: u32,
+    },
 }
+
+/// What a field of a [`EventKind::SymbolicPrintf`] record stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Symbolic {
+    /// `print_ubacktrace()`/`sprint_ubacktrace()`: a [`USTACK_BYTES`] stack area.
+    Stack(StackStyle),
+    /// `print_ustack(s)`/`sprint_ustack(s)`: a `Str` field with `ubacktrace()` text,
+    /// then an [`ANCHOR_BYTES`] anchor.
+    HexStack(StackStyle),
+    /// `usymname`/`usymdata`/`umodname` of the address in a `Long` field, then an
+    /// [`ANCHOR_BYTES`] anchor.
+    Addr(AddrStyle),
+}
+
+/// How a stack is printed, after SystemTap's `_STP_SYM_FULL` and `_STP_SYM_SIMPLE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackStyle {
+    /// ` 0xADDR : sym+0xoff/0xsize [/path/to/module]` and a newline per frame.
+    Full,
+    /// `sym+0xoff [module]` per frame, newline-separated, cut to `MAXSTRINGLEN`.
+    Simple,
+}
+
+/// Which part of a symbolized address a function returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrStyle {
+    /// `usymname`: the symbol, or the address in hex.
+    Name,
+    /// `usymdata`: `sym+0xoff/0xsize [/path/to/module]`.
+    Data,
+    /// `umodname`: the module's path; an error when the address is in none.
+    Module,
+}
+
+/// SystemTap's `MAXBACKTRACE`: frames a user stack keeps.
+pub const MAX_BACKTRACE: u32 = 20;
+
+/// `sizeof(struct bpf_stack_build_id)`: `s32 status`, 20 bytes of build id, then
+/// the file offset (status 1) or the address (status 2) as a `u64`.
+pub const BUILD_ID_FRAME: u32 = 32;
+
+/// A user stack area in a record, all native-endian: the `u64` number of addresses,
+/// [`MAX_BACKTRACE`] `u64` addresses (`bpf_get_stack` with `BPF_F_USER_STACK`), the
+/// `u64` number of build-id frames, [`MAX_BACKTRACE`] build-id frames (the same
+/// stack with `BPF_F_USER_BUILD_ID`, which names the file even after the process
+/// exits), then the `u64` at the stack pointer (0 when unknown): at a function's
+/// first instruction it is the return address a frame-pointer walk misses.
+pub const USTACK_BYTES: u32 = ustack_bytes(MAX_BACKTRACE);
+
+/// The size of a stack area of `frames` frames laid out as [`USTACK_BYTES`] says.
+pub const fn ustack_bytes(frames: u32) -> u32 {
+    8 + 8 * frames + 8 + BUILD_ID_FRAME * frames + 8
+}
+
+/// The stack captured beside an address or a hex stack: its build-id frames tell
+/// where each module on the stack was loaded, so addresses in them can be
+/// symbolized after the process exits.
+pub const ANCHOR_BYTES: u32 = USTACK_BYTES;
 
 /// Byte layout of one record kind. Every record starts with an 8-byte header:
 /// the `u32` event id, then 4 reserved bytes.

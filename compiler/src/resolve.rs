@@ -1,23 +1,21 @@
 //! Resolution: hir probe points → concrete sites, target expressions → access plans.
 
-use crate::dwarf::{
-    Binary, Cache, DwarfError, FunctionPattern, FunctionSite, InstanceKind, PathBase, PathStep,
-    TargetPath,
-};
+use crate::dwarf::{Binary, Cache, DwarfError, FunctionPattern, FunctionSite, InstanceKind};
 use crate::list::{function_pp, unsupported_target};
 use crate::resolved::{EntrySite, ResolvedProbe, ResolvedProgram, Site, UprobeSite};
 use rtap_lang::diag::Diagnostic;
 use rtap_lang::hir::{
-    self, Accessor, Block, Expr, ExprKind, FunctionFilter, ProbeKind, ProcessSite, ProcessTarget,
-    Stmt, StmtKind, TargetBase, UnOp,
+    self, Block, Expr, ExprKind, FunctionFilter, ProbeKind, ProcessSite, ProcessTarget, Stmt,
+    StmtKind, TargetBase, UnOp,
 };
-use rtap_lang::span::{SourceMap, Span};
+use rtap_lang::span::SourceMap;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use visit::{children, visit_block, visit_expr};
 
 mod library;
 pub(crate) mod points;
+mod targets;
 pub(crate) mod visit;
 
 /// Why one probe point could not be expanded.
@@ -152,6 +150,7 @@ pub fn resolve<'h>(
                             site,
                             targets: HashMap::new(),
                             defined: HashMap::new(),
+                            pretty: HashMap::new(),
                             entry: None,
                         };
                         if let Some(points::Context::Function((path, fsite, retprobe))) = &fsite {
@@ -374,90 +373,7 @@ struct Walker<'a> {
     saved: Vec<hir::ExprId>,
 }
 
-/// `TargetExpr` → the DWARF side's path, or why it cannot be planned.
-fn target_path(t: &hir::TargetExpr) -> Result<TargetPath, Diagnostic> {
-    let base = match &t.base {
-        TargetBase::Var(n) => PathBase::Var(n.clone()),
-        TargetBase::Return => PathBase::Return,
-        TargetBase::Bulk(_) => {
-            return Err(Diagnostic::error(
-                "`$$parms`-style bulk variables are not supported yet",
-                t.span,
-            ));
-        }
-        TargetBase::Cast { .. } => {
-            return Err(Diagnostic::error("`@cast` is not supported yet", t.span))
-        }
-        TargetBase::Var2 { .. } => {
-            return Err(Diagnostic::error("`@var` is not supported yet", t.span))
-        }
-        TargetBase::MarkArg(n) => {
-            return Err(Diagnostic::error(
-                format!("`$arg{n}` is only available in `.mark` probes"),
-                t.span,
-            ));
-        }
-    };
-    if t.pretty.is_some() {
-        return Err(Diagnostic::error(
-            "pretty-printing `$v$` is not supported yet",
-            t.span,
-        ));
-    }
-    let chain = t
-        .chain
-        .iter()
-        .map(|a| match a {
-            Accessor::Member { name, .. } => PathStep::Member(name.clone()),
-            Accessor::Index { .. } => PathStep::Index,
-        })
-        .collect();
-    Ok(TargetPath {
-        base,
-        chain,
-        address_of: t.address_of,
-    })
-}
-
-fn accessor_span(t: &hir::TargetExpr, step: usize) -> Span {
-    match t.chain.get(step) {
-        Some(Accessor::Member { span, .. } | Accessor::Index { span, .. }) => *span,
-        None => t.span,
-    }
-}
-
 impl Walker<'_> {
-    /// Plan one target expression; `report` is false inside `@defined`.
-    fn target(&mut self, e: &Expr, t: &hir::TargetExpr, retprobe: bool, report: bool) -> bool {
-        for a in &t.chain {
-            if let Accessor::Index { index, .. } = a {
-                self.expr(index);
-            }
-        }
-        let path = match target_path(t) {
-            Ok(p) => p,
-            Err(d) => {
-                if report {
-                    self.errors.push(d);
-                }
-                return false;
-            }
-        };
-        match self.binary.plan(self.site, retprobe, &path) {
-            Ok(plan) => {
-                self.probe.targets.insert(e.id, plan);
-                true
-            }
-            Err(err) => {
-                if report {
-                    let span = err.step.map_or(t.span, |s| accessor_span(t, s));
-                    self.errors.push(Diagnostic::error(err.message, span));
-                }
-                false
-            }
-        }
-    }
-
     /// `@defined(e)`: true when every target expression inside resolves.
     fn defined(&mut self, e: &Expr, inner: &Expr) -> bool {
         let mut targets = Vec::new();
@@ -559,7 +475,12 @@ impl Walker<'_> {
             ExprKind::Target(t) => {
                 // In a `.return` probe, SystemTap reads `$param` (any variable, with
                 // its chain) at entry, as if written `@entry($param)`.
-                let at_entry = self.retprobe && matches!(t.base, TargetBase::Var(_));
+                let at_entry = self.retprobe
+                    && match &t.base {
+                        TargetBase::Var(_) => true,
+                        TargetBase::Bulk(b) => *b != hir::Bulk::Return,
+                        _ => false,
+                    };
                 if self.target(e, t, self.retprobe, true) && at_entry {
                     self.saved.push(e.id);
                 }

@@ -25,6 +25,8 @@ pub struct ResolvedProbe {
     pub targets: HashMap<ExprId, AccessPlan>,
     /// `@defined(e)` outcomes.
     pub defined: HashMap<ExprId, bool>,
+    /// Pretty-printed target expressions (`$v$`, `$$vars` ...), which are strings.
+    pub pretty: HashMap<ExprId, crate::access::PrettyPlan>,
     /// For a `.return` probe that reads values at entry (`@entry(e)`, or `$param`,
     /// which SystemTap reads at entry too): where they are read and which.
     pub entry: Option<EntrySite>,

@@ -139,10 +139,11 @@ pub enum StmtKind {
         cond: Expr,
         body: Box<Stmt>,
     },
+    /// Boxed parts keep every statement small: statements are moved around a lot.
     For {
-        init: Option<Expr>,
-        cond: Option<Expr>,
-        step: Option<Expr>,
+        init: Option<Box<Expr>>,
+        cond: Option<Box<Expr>>,
+        step: Option<Box<Expr>>,
         body: Box<Stmt>,
     },
     Foreach(Box<Foreach>),

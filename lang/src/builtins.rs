@@ -4,6 +4,8 @@
 //! arguments are checked against formats and values, see `check::calls`.
 
 use crate::hir::Type::{self, Long as L, String as S};
+use rustc_hash::FxHashMap as HashMap;
+use std::sync::OnceLock;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Builtin {
@@ -360,7 +362,12 @@ pub static BUILTINS: &[Builtin] = &[
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Builtin> {
-    BUILTINS.iter().find(|b| b.name == name)
+    // Calls are frequent and the table is long: index it once.
+    static INDEX: OnceLock<HashMap<&'static str, &'static Builtin>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| BUILTINS.iter().map(|b| (b.name, b)).collect())
+        .get(name)
+        .copied()
 }
 
 /// Print-family functions handled by the checker itself.

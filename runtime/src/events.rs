@@ -1,7 +1,7 @@
 //! Ring-buffer records → decoded events, driven by the compiler's event layouts.
 
 use crate::format::Value;
-use rtap_compiler::object::{EventKind, EventSpec, FieldKind, RECORD_HEADER};
+use rtap_compiler::object::{EventKind, EventSpec, FieldKind, Symbolic, RECORD_HEADER};
 
 /// A record whose header or size does not match any layout.
 #[derive(Debug, PartialEq, Eq)]
@@ -78,7 +78,36 @@ pub fn decode<'r>(spec: &EventSpec, record: &'r [u8]) -> Result<Vec<Value<'r>>, 
 
 /// Whether an event kind produces output text.
 pub fn is_printf(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::Printf(_))
+    matches!(
+        kind,
+        EventKind::Printf(_) | EventKind::SymbolicPrintf { .. }
+    )
+}
+
+/// For each field of a symbolic printf record, `text(what, bytes)` of its bytes (to
+/// the next field or the record's end), or `None` for a plain field.
+pub fn symbolic_texts<T>(
+    spec: &EventSpec,
+    symbolic: &[Option<Symbolic>],
+    record: &[u8],
+    mut text: impl FnMut(Symbolic, &[u8]) -> T,
+) -> Vec<Option<T>> {
+    spec.fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let s = symbolic.get(i).copied().flatten()?;
+            let end = spec
+                .fields
+                .get(i + 1)
+                .map_or(spec.size, |n| n.offset)
+                .min(record.len() as u32);
+            let bytes = record
+                .get(f.offset as usize..end as usize)
+                .unwrap_or_default();
+            Some(text(s, bytes))
+        })
+        .collect()
 }
 
 #[cfg(test)]

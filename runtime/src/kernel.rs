@@ -159,6 +159,16 @@ pub fn load_program(spec: &ProgramSpec, maps: &[MapHandle]) -> Result<OwnedFd, K
     )
     .unwrap_or_default();
     let license = c"GPL";
+    // Callbacks need `func_info`, which refers to BTF: the compiler's fixed blob.
+    let btf = if spec.subprograms.is_empty() {
+        None
+    } else {
+        Some(load_func_btf().map_err(|source| KernelError::Load {
+            probe: spec.probe_point.clone(),
+            source,
+        })?)
+    };
+    let func_info = rtap_compiler::bpf::btf::func_info(&spec.subprograms);
     let mut log = vec![0u8; 4 << 20];
     let mut attempt = |with_log: bool| {
         let mut opts = libbpf_sys::bpf_prog_load_opts {
@@ -166,6 +176,12 @@ pub fn load_program(spec: &ProgramSpec, maps: &[MapHandle]) -> Result<OwnedFd, K
             expected_attach_type: attach_type,
             ..Default::default()
         };
+        if let Some(btf) = &btf {
+            opts.prog_btf_fd = btf.as_raw_fd() as u32;
+            opts.func_info = func_info.as_ptr().cast();
+            opts.func_info_cnt = func_info.len() as u32;
+            opts.func_info_rec_size = 8;
+        }
         if with_log {
             opts.log_level = 1;
             opts.log_size = log.len() as u32;
@@ -194,7 +210,10 @@ pub fn load_program(spec: &ProgramSpec, maps: &[MapHandle]) -> Result<OwnedFd, K
         Ok(fd) => Ok(fd),
         Err(e) if is_permission(&e) && !has_bpf_privileges() => Err(KernelError::Permission),
         Err(e)
-            if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EINVAL) =>
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EACCES | libc::EINVAL | libc::E2BIG | libc::EFAULT)
+            ) =>
         {
             let _ = attempt(true);
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
@@ -216,6 +235,22 @@ pub fn load_program(spec: &ProgramSpec, maps: &[MapHandle]) -> Result<OwnedFd, K
             source,
         }),
     }
+}
+
+/// Loads the BTF that callback programs refer to.
+fn load_func_btf() -> std::io::Result<OwnedFd> {
+    let blob = rtap_compiler::bpf::btf::func_btf();
+    let mut opts = libbpf_sys::bpf_btf_load_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_btf_load_opts>() as _,
+        ..Default::default()
+    };
+    // SAFETY: the blob outlives the call; the kernel copies it.
+    let fd = unsafe { libbpf_sys::bpf_btf_load(blob.as_ptr().cast(), blob.len() as _, &mut opts) };
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: the kernel just returned this fd to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The script line of the last instruction the verifier log mentions.

@@ -8,3 +8,4 @@ pub mod interp;
 pub mod kernel;
 pub mod report;
 pub mod session;
+pub mod symbolize;

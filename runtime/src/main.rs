@@ -35,7 +35,10 @@ struct Cli {
     /// Stop after SECS seconds.
     #[arg(short = 'T', value_name = "SECS")]
     timeout: Option<f64>,
-    /// Stop after pass N: 1 parse, 2 check, 3 code generation.
+    /// Stop after pass N: 1 parse, 2 check, 3 code generation (prints the listing),
+    /// 4 load every program into the kernel, which verifies it, without attaching.
+    /// With `-o FILE`, passes 3 and 4 write the artifact to FILE: the `-p3` listing,
+    /// then each program's instructions as the kernel reads them, 8 bytes in hex a line.
     #[arg(short = 'p', value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
     pass: Option<u8>,
     /// Set a limit: MAXSTRINGLEN, MAXMAPENTRIES, MAXACTION, MAXERRORS, MAXSKIPPED.
@@ -142,8 +145,16 @@ fn run(cli: Cli) -> Result<u8> {
         }
         driver::Output::Object(obj) => obj,
     };
-    if cli.pass.is_some() {
-        print!("{}", rtap_compiler::bpf::disassemble(&obj));
+    if let Some(pass @ (3 | 4)) = cli.pass {
+        if pass == 4 {
+            verify(&obj)?;
+        }
+        match &cli.output {
+            Some(path) => std::fs::write(path, artifact(&obj))
+                .with_context(|| format!("cannot write `{}`", path.display()))?,
+            None if pass == 3 => print!("{}", rtap_compiler::bpf::disassemble(&obj)),
+            None => {}
+        }
         return Ok(0);
     }
     let session = SessionOptions {
@@ -167,6 +178,29 @@ fn run(cli: Cli) -> Result<u8> {
         );
     }
     Ok(outcome.exit_code() as u8)
+}
+
+/// Loads every program, so the kernel verifies it, and closes it again.
+fn verify(obj: &rtap_compiler::object::BpfObject) -> Result<()> {
+    let maps = rtap_runtime::kernel::create_maps(obj)?;
+    for p in &obj.programs {
+        rtap_runtime::kernel::load_program(p, &maps)?;
+    }
+    Ok(())
+}
+
+/// The compiled object as a file: the listing, then the raw instructions of each program.
+fn artifact(obj: &rtap_compiler::object::BpfObject) -> String {
+    use std::fmt::Write;
+    let mut out = rtap_compiler::bpf::disassemble(obj);
+    for p in &obj.programs {
+        let _ = writeln!(out, "\nraw {} {} instructions", p.name, p.insns.len());
+        for i in &p.insns {
+            let hex: String = i.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let _ = writeln!(out, "{hex}");
+        }
+    }
+    out
 }
 
 fn list(pp: &str, with_vars: bool, json: bool) -> Result<u8> {

@@ -6,6 +6,7 @@ use crate::interp::{HostError, Interp, KernelStore, Phase};
 use crate::kernel::{self, KernelError};
 use rtap_compiler::host::{HostHandler, HostWhen};
 use rtap_compiler::object::{Attach, BpfObject, ConfigSlot, Counter, EventKind, ProgramKind};
+use rtap_lang::printf::Format;
 use std::cell::RefCell;
 use std::ffi::CString;
 use std::io::Write;
@@ -84,10 +85,25 @@ struct Sink {
     json: bool,
     /// Added to `bpf_ktime_get_boot_ns()` for wall-clock time.
     realtime_offset_ns: i64,
+    /// Turns stacks and addresses into text.
+    symbols: crate::symbolize::Symbolizer,
+    /// `MAXERRORS`: past it the session is stopping, and records already in the
+    /// buffer are counted but not printed, as if the probes had stopped at once.
+    max_errors: u64,
 }
 
 impl Sink {
     fn record(&mut self, obj: &BpfObject, rec: &[u8]) {
+        if self.errors > self.max_errors {
+            if let Some(EventKind::Error { .. }) = events::event_id(rec)
+                .ok()
+                .and_then(|id| obj.events.get(id as usize))
+                .map(|e| &e.kind)
+            {
+                self.errors += 1;
+            }
+            return;
+        }
         let spec = events::event_id(rec)
             .ok()
             .and_then(|id| obj.events.get(id as usize));
@@ -97,18 +113,43 @@ impl Sink {
         };
         match &spec.kind {
             EventKind::Printf(fmt) => match events::decode(spec, rec) {
-                Ok(values) => {
-                    self.buf.clear();
-                    format::format(fmt, &values, &mut self.buf);
-                    if self.json {
-                        let line = self.json_line(obj, rec, &values);
-                        let _ = writeln!(self.out, "{line}");
-                    } else {
-                        let _ = self.out.write_all(&self.buf);
-                    }
-                }
+                Ok(values) => self.printf(obj, rec, fmt, &values),
                 Err(e) => eprintln!("WARNING: {}", e.0),
             },
+            EventKind::SymbolicPrintf {
+                format,
+                symbolic,
+                max_len,
+            } => {
+                let pid = events::context(rec).pid;
+                let texts = events::symbolic_texts(spec, symbolic, rec, |s, field| {
+                    self.symbols.text(s, pid, field, *max_len)
+                });
+                let texts: Vec<Option<Vec<u8>>> = texts
+                    .into_iter()
+                    .map(|t| match t {
+                        Some(Err(message)) => {
+                            self.errors += 1;
+                            let _ = self.out.flush();
+                            eprintln!("ERROR: {message}");
+                            Some(Vec::new())
+                        }
+                        Some(Ok(text)) => Some(text),
+                        None => None,
+                    })
+                    .collect();
+                match events::decode(spec, rec) {
+                    Ok(mut values) => {
+                        for (v, t) in values.iter_mut().zip(&texts) {
+                            if let Some(t) = t {
+                                *v = Value::Str(t);
+                            }
+                        }
+                        self.printf(obj, rec, format, &values);
+                    }
+                    Err(e) => eprintln!("WARNING: {}", e.0),
+                }
+            }
             EventKind::Error { message, location } => {
                 self.errors += 1;
                 // `{addr}` in the message stands for the record's first long field.
@@ -122,6 +163,18 @@ impl Sink {
                 eprintln!("ERROR: {text} near {location}");
             }
             EventKind::Exit => self.exit_requested = true,
+        }
+    }
+
+    /// Writes a printf record's text, or its `--json` form.
+    fn printf(&mut self, obj: &BpfObject, rec: &[u8], fmt: &Format, values: &[Value<'_>]) {
+        self.buf.clear();
+        format::format(fmt, values, &mut self.buf);
+        if self.json {
+            let line = self.json_line(obj, rec, values);
+            let _ = writeln!(self.out, "{line}");
+        } else {
+            let _ = self.out.write_all(&self.buf);
         }
     }
 
@@ -267,6 +320,9 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         buf: Vec::new(),
         json: opts.json,
         realtime_offset_ns: realtime_offset_ns(),
+        max_errors: opts.max_errors,
+        symbols: crate::symbolize::Symbolizer::new(obj)
+            .with_target(opts.command.as_deref(), opts.pid),
     }));
 
     let maps = kernel::create_maps(obj)?;

@@ -160,6 +160,9 @@ impl Gen<'_, '_> {
                 self.strlen(b);
                 self.scratch.release(m);
             }
+            ("print_ubacktrace", 0) | ("print_ustack", 1) => {
+                self.print_symbolic(name, args, span)?
+            }
             (n, 1) if user_int(n).is_some() => {
                 let (size, signed) = user_int(n).unwrap_or((Size::DW, true));
                 let m = self.frame.mark();
@@ -169,6 +172,9 @@ impl Gen<'_, '_> {
                 self.load_user(size, signed, slot, None);
                 self.frame.release(m);
             }
+            (n, 0) if super::task::is_task_builtin(n) => self.task_long(n, span)?,
+            (n, k) if super::misc::is_misc_long(n, k) => self.misc_long(n, args, span)?,
+            ("log", 1) => self.log(args, span)?,
             _ => return Err(self.unsupported(name, span)),
         }
         Ok(())
@@ -205,6 +211,11 @@ impl Gen<'_, '_> {
             ("error", _) => {
                 return Err(Diagnostic::error("`error` does not return a value", span));
             }
+            ("ubacktrace", 0) => self.hex_backtrace(None, dst)?,
+            ("ucallers", 1) => self.hex_backtrace(Some(&args[0]), dst)?,
+            (n, _) if super::stack::is_symbolic(n) => return Err(self.symbolic_elsewhere(n, span)),
+            (n, _) if super::task::is_task_builtin(n) => self.task_str(n, args, dst, span)?,
+            (n, k) if super::misc::is_misc_str(n, k) => self.misc_str(n, args, dst, span)?,
             _ => return Err(self.unsupported(name, span)),
         }
         Ok(())

@@ -21,6 +21,9 @@ pub struct CodegenOptions {
     pub max_map_entries: u32,
     /// `MAXACTION`: loop iterations per probe hit (×10 in begin/end/error).
     pub max_action: u32,
+    /// Kernel structure offsets for `ppid()` and friends; `None` reads them from the
+    /// running kernel's BTF when a script needs them.
+    pub task_layout: Option<super::kbtf::TaskLayout>,
 }
 
 impl Default for CodegenOptions {
@@ -29,6 +32,7 @@ impl Default for CodegenOptions {
             max_string_len: 512,
             max_map_entries: 2048,
             max_action: 1000,
+            task_layout: None,
         }
     }
 }
@@ -89,15 +93,16 @@ pub fn codegen(
         };
         let mut g = Gen::new(&mut sh, rp, kind, pp.clone());
         match g.probe_body(probe, layout.as_ref()) {
-            Ok((insns, notes, scratch)) => {
-                scratch_max = scratch_max.max(scratch);
+            Ok(body) => {
+                scratch_max = scratch_max.max(body.scratch);
                 programs.push(ProgramSpec {
                     name: name.clone(),
                     kind,
                     probe_point: pp.clone(),
                     attach,
-                    insns,
-                    notes,
+                    insns: body.insns,
+                    notes: body.notes,
+                    subprograms: body.subprograms,
                 });
             }
             Err(mut d) => diags.append(&mut d),
@@ -262,6 +267,10 @@ pub struct Shared<'a> {
     pub entry: Option<super::entry::EntryMaps>,
     /// Probe points that printf records refer to by index.
     pub probe_points: Vec<String>,
+    /// `foreach` snapshot maps by (array, nesting depth): see `foreach.rs`.
+    pub snapshots: HashMap<(u32, u32), MapId>,
+    /// Insertion-order maps of wrapping (`%`) arrays, by global.
+    pub wrap: HashMap<u32, super::wrap::WrapMaps>,
 }
 
 impl<'a> Shared<'a> {
@@ -279,6 +288,8 @@ impl<'a> Shared<'a> {
             scratch: MapId(0),
             entry: None,
             probe_points: Vec::new(),
+            snapshots: HashMap::new(),
+            wrap: HashMap::new(),
         };
         sh.ringbuf = sh.add_map("ringbuf", MapKind::RingBuf, 0, 0, RINGBUF_BYTES);
         sh.counters = sh.add_map("counters", MapKind::PercpuArray, 4, 8, COUNTER_SLOTS);
@@ -344,6 +355,16 @@ pub struct FuncCtx {
     pub end: Label,
 }
 
+/// A generated program body.
+pub struct Body {
+    pub insns: Vec<Insn>,
+    pub notes: Vec<SourceNote>,
+    /// Bytes of the scratch value it uses.
+    pub scratch: u32,
+    /// First instructions of its callbacks.
+    pub subprograms: Vec<u32>,
+}
+
 /// Generator for one program. Register conventions: r6 = context, r7 = scratch
 /// value, r8 = ring-buffer record while a printf fills it, r9 = action count.
 /// Before jumping to the error block, r9 = error event id and r8 = address.
@@ -368,6 +389,10 @@ pub struct Gen<'a, 'b> {
     pub site_vaddr: u64,
     /// In a `.return` program: where each value saved at entry sits in scratch.
     pub saved: HashMap<ExprId, super::entry::Saved>,
+    /// Callback subprograms, emitted after the epilogue.
+    pub callbacks: Vec<(super::each::Callback, Label, Span)>,
+    /// `foreach` statements around the code being generated.
+    pub foreach_depth: u32,
 }
 
 /// SystemTap's message; this error is not caught by `try`.
@@ -408,6 +433,8 @@ impl<'a, 'b> Gen<'a, 'b> {
                 _ => 0,
             },
             saved: HashMap::new(),
+            callbacks: Vec::new(),
+            foreach_depth: 0,
         }
     }
 
@@ -423,18 +450,21 @@ impl<'a, 'b> Gen<'a, 'b> {
     pub fn program_start(&mut self, span: Span) {
         self.e.note(self.sh.sources, span);
         self.e.emit(Insn::mov64_reg(R6, R1));
-        self.e.emit(Insn::mov64_imm(R9, 0));
         self.lookup_u32(self.sh.scratch, 0);
         let exit = self.exit_label;
         self.e.jmp_imm(Cond::Eq, R0, 0, exit);
         self.e.emit(Insn::mov64_reg(R7, R0));
+        // The count starts at 0 read back from memory: a value the verifier does not
+        // know, so it checks each loop body once instead of once per iteration.
+        self.e.emit(Insn::st_mem(Size::DW, R7, 0, 0));
+        self.e.emit(Insn::ldx_mem(Size::DW, R9, R7, 0));
     }
 
     fn probe_body(
         &mut self,
         probe: &'a hir::Probe,
         entry: Option<&EntryLayout>,
-    ) -> Result<(Vec<Insn>, Vec<SourceNote>, u32), Vec<Diagnostic>> {
+    ) -> Result<Body, Vec<Diagnostic>> {
         self.program_start(probe.span);
         self.lifecycle_filter();
         if let Some(l) = entry {
@@ -463,14 +493,18 @@ impl<'a, 'b> Gen<'a, 'b> {
         &mut self,
         span: Span,
         mut diags: Vec<Diagnostic>,
-    ) -> Result<(Vec<Insn>, Vec<SourceNote>, u32), Vec<Diagnostic>> {
+    ) -> Result<Body, Vec<Diagnostic>> {
         self.epilogue();
-        if self.frame.max > MAX_STACK {
+        self.emit_callbacks();
+        // The verifier counts a callback's frame, rounded to 32 bytes, on top of the caller's.
+        let stack = if self.callbacks.is_empty() {
+            self.frame.max
+        } else {
+            self.frame.max.next_multiple_of(32) + super::each::CALLBACK_STACK
+        };
+        if stack > MAX_STACK {
             diags.push(Diagnostic::error(
-                format!(
-                    "probe handler needs {} bytes of stack, more than {MAX_STACK}",
-                    self.frame.max
-                ),
+                format!("probe handler needs {stack} bytes of stack, more than {MAX_STACK}"),
                 span,
             ));
         }
@@ -478,8 +512,14 @@ impl<'a, 'b> Gen<'a, 'b> {
             return Err(diags);
         }
         let e = std::mem::take(&mut self.e);
+        let subprograms = e.subprograms();
         let (insns, notes) = e.finish().map_err(|m| vec![Diagnostic::error(m, span)])?;
-        Ok((insns, notes, self.scratch.max))
+        Ok(Body {
+            insns,
+            notes,
+            scratch: self.scratch.max,
+            subprograms,
+        })
     }
 
     /// Allocates and zeroes the given locals (SystemTap locals start as 0 or "").
@@ -620,11 +660,16 @@ impl<'a, 'b> Gen<'a, 'b> {
         self.e.emit(Insn::call(Helper::RingbufReserve));
     }
 
-    /// Counts `n` actions and raises "MAXACTION exceeded" past the limit.
+    /// At a loop's head: counts `n` actions and raises "MAXACTION exceeded" past the
+    /// limit. The `may_goto` lets the verifier accept the loop after checking its body
+    /// once; its budget (millions of steps) is never reached before MAXACTION.
     pub fn tick(&mut self, n: u32, span: Span) {
-        self.e.emit(Insn::add64_imm(R9, n.max(1) as i32));
+        let over = self.e.label();
         let ok = self.e.label();
+        self.e.may_goto(over);
+        self.e.emit(Insn::add64_imm(R9, n.max(1) as i32));
         self.e.jmp_imm(Cond::Le, R9, self.max_action as i32, ok);
+        self.e.bind(over);
         self.raise(MAXACTION_EXCEEDED, span, None);
         self.e.bind(ok);
     }

@@ -117,12 +117,11 @@ impl Gen<'_, '_> {
         dst: Buf,
         span: Span,
     ) -> R<()> {
-        if matches!(
-            c.kind,
-            ConvKind::Binary | ConvKind::Memory | ConvKind::MemoryHex
-        ) || (c.kind == ConvKind::Char && c.flags.alt)
-        {
-            return Err(self.not_yet("`sprintf` with `%b`, `%m`, `%M` or `%#c`", span));
+        if matches!(c.kind, ConvKind::Memory | ConvKind::MemoryHex) {
+            return Err(Diagnostic::error(
+                "`%m` and `%M` are read before formatting",
+                span,
+            ));
         }
         let cap = self.cap();
         let fm = self.frame.mark();
@@ -154,7 +153,7 @@ impl Gen<'_, '_> {
         for s in [p.pos, p.pre_len, p.zeros] {
             self.e.emit(Insn::st_mem(Size::DW, R10, s, 0));
         }
-        let numeric = !matches!(c.kind, ConvKind::Str | ConvKind::Char);
+        let numeric = !matches!(c.kind, ConvKind::Str | ConvKind::Char | ConvKind::Binary);
         match c.kind {
             ConvKind::Str => {
                 self.string_into(arg, body)?;
@@ -168,10 +167,36 @@ impl Gen<'_, '_> {
                 self.lea(R1, R7, body.off);
                 self.e.emit(Insn::stx_mem(Size::DW, R10, R1, p.text));
             }
+            ConvKind::Char if c.flags.alt => {
+                self.long(arg)?;
+                self.escaped_char(body);
+                self.strlen(body);
+                self.e.emit(Insn::stx_mem(Size::DW, R10, R0, p.len));
+                self.lea(R1, R7, body.off);
+                self.e.emit(Insn::stx_mem(Size::DW, R10, R1, p.text));
+            }
             ConvKind::Char => {
                 self.long(arg)?;
                 self.e.emit(Insn::stx_mem(Size::B, R7, R0, body.off));
                 self.e.emit(Insn::st_mem(Size::DW, R10, p.len, 1));
+                self.lea(R1, R7, body.off);
+                self.e.emit(Insn::stx_mem(Size::DW, R10, R1, p.text));
+            }
+            ConvKind::Binary => {
+                // The width is the byte count (1, 2, 4 or 8, else 8), not padding; the
+                // bytes are native-endian, and a NUL among them ends the string.
+                self.long(arg)?;
+                self.e.emit(Insn::stx_mem(Size::DW, R7, R0, body.off));
+                self.e.emit(Insn::st_mem(Size::B, R7, body.off + 8, 0));
+                self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, p.width));
+                let ok = self.e.label();
+                for n in [1, 2, 4] {
+                    self.e.jmp_imm(Cond::Eq, R1, n, ok);
+                }
+                self.e.emit(Insn::mov64_imm(R1, 8));
+                self.e.bind(ok);
+                self.e.emit(Insn::stx_mem(Size::DW, R10, R1, p.len));
+                self.e.emit(Insn::st_mem(Size::DW, R10, p.width, 0));
                 self.lea(R1, R7, body.off);
                 self.e.emit(Insn::stx_mem(Size::DW, R10, R1, p.text));
             }

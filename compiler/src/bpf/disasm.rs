@@ -65,6 +65,19 @@ pub fn disassemble(obj: &BpfObject) -> String {
             EventKind::Printf(f) => format!("printf \"{}\"", format_text(f)),
             EventKind::Error { message, location } => format!("error \"{message}\" at {location}"),
             EventKind::Exit => "exit".to_string(),
+            EventKind::SymbolicPrintf {
+                format, symbolic, ..
+            } => {
+                let sym: Vec<String> = symbolic
+                    .iter()
+                    .map(|s| s.map_or("-".to_string(), |s| format!("{s:?}")))
+                    .collect();
+                format!(
+                    "printf \"{}\" symbolic [{}]",
+                    format_text(format),
+                    sym.join(", ")
+                )
+            }
         };
         let fields: Vec<String> = e.fields.iter().map(field_text).collect();
         let _ = writeln!(
@@ -120,6 +133,9 @@ pub fn disassemble(obj: &BpfObject) -> String {
         while i < p.insns.len() {
             while let Some(n) = notes.next_if(|n| n.insn as usize <= i) {
                 let _ = writeln!(out, "; {}  {}", n.location, n.text);
+            }
+            if p.subprograms.contains(&(i as u32)) {
+                let _ = writeln!(out, "; callback subprogram");
             }
             let insn = &p.insns[i];
             let next = p.insns.get(i + 1);

@@ -18,6 +18,8 @@ pub struct Emitter {
     referenced: Vec<bool>,
     /// (jump instruction, target).
     fixups: Vec<(usize, Label)>,
+    /// (`ld_func` instruction, subprogram start).
+    func_fixups: Vec<(usize, Label)>,
     live: bool,
 }
 
@@ -29,6 +31,7 @@ impl Default for Emitter {
             labels: Vec::new(),
             referenced: Vec::new(),
             fixups: Vec::new(),
+            func_fixups: Vec::new(),
             live: true,
         }
     }
@@ -94,6 +97,27 @@ impl Emitter {
         }
     }
 
+    /// `reg = &l`, where `l` starts a subprogram (a helper's callback).
+    pub fn ld_func(&mut self, reg: Reg, l: Label) {
+        if self.live {
+            self.func_fixups.push((self.insns.len(), l));
+            self.referenced[l.0] = true;
+            self.insns.extend(Insn::ld_func(reg, 0));
+        }
+    }
+
+    /// Start instructions of the subprograms `ld_func` refers to, sorted.
+    pub fn subprograms(&self) -> Vec<u32> {
+        let mut starts: Vec<u32> = self
+            .func_fixups
+            .iter()
+            .filter_map(|&(_, l)| self.labels[l.0].map(|p| p as u32))
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
+        starts
+    }
+
     pub fn goto(&mut self, l: Label) {
         self.jump(Insn::ja(0), l);
         self.live = false;
@@ -155,6 +179,10 @@ impl Emitter {
             let off = target as i64 - at as i64 - 1;
             self.insns[at].off =
                 i16::try_from(off).map_err(|_| "program too large for a jump".to_string())?;
+        }
+        for &(at, l) in &self.func_fixups {
+            let target = self.labels[l.0].expect("callback at an unbound label");
+            self.insns[at].imm = (target as i64 - at as i64 - 1) as i32;
         }
         self.notes.retain(|n| (n.insn as usize) < self.insns.len());
         Ok((self.insns, self.notes))

@@ -12,7 +12,7 @@
 use super::codegen::{Buf, Gen, Shared, R};
 use super::emit::frame_off;
 use super::insn::*;
-use crate::object::{Attach, Counter, MapId, MapKind, ProgramKind, ProgramSpec, SourceNote};
+use crate::object::{Attach, Counter, MapId, MapKind, ProgramKind, ProgramSpec};
 use crate::resolve::visit::visit_block;
 use crate::resolved::{EntrySite, ResolvedProbe};
 use rtap_lang::diag::Diagnostic;
@@ -128,7 +128,7 @@ pub fn entry_program<'a>(
     };
     let mut g = Gen::new(sh, rp, ProgramKind::Uprobe, pp);
     g.site_vaddr = en.site.vaddr;
-    let (insns, notes, scratch) = g.entry_body(probe, l)?;
+    let body = g.entry_body(probe, l)?;
     let spec = ProgramSpec {
         name: format!("{name}_entry"),
         kind: ProgramKind::Uprobe,
@@ -140,10 +140,11 @@ pub fn entry_program<'a>(
             ref_ctr_offsets: Vec::new(),
             pid: en.site.pid,
         },
-        insns,
-        notes,
+        insns: body.insns,
+        notes: body.notes,
+        subprograms: body.subprograms,
     };
-    Ok((spec, scratch))
+    Ok((spec, body.scratch))
 }
 
 impl<'a> Gen<'a, '_> {
@@ -246,7 +247,7 @@ impl<'a> Gen<'a, '_> {
         &mut self,
         probe: &'a hir::Probe,
         l: &EntryLayout,
-    ) -> Result<(Vec<Insn>, Vec<SourceNote>, u32), Vec<Diagnostic>> {
+    ) -> Result<super::codegen::Body, Vec<Diagnostic>> {
         let maps = self.entry_maps();
         self.program_start(probe.span);
         self.locals = self.alloc_locals(&probe.locals);

@@ -99,6 +99,15 @@ impl Gen<'_, '_> {
                     UnOp::BitNot => self.e.emit(Insn::alu64_imm(AluOp::Xor, R0, -1)),
                 }
             }
+            ExprKind::Ternary { cond, then, els } if self.known(cond).is_some() => {
+                // A side `@defined` rules out is never compiled (it was not resolved).
+                let taken = if self.known(cond) == Some(true) {
+                    then
+                } else {
+                    els
+                };
+                self.long(taken)?;
+            }
             ExprKind::Ternary { cond, then, els } => {
                 let f = self.e.label();
                 let end = self.e.label();
@@ -152,10 +161,8 @@ impl Gen<'_, '_> {
                 return Err(self.not_yet("`@entry` outside a `.return` probe's handler", e.span))
             }
             ExprKind::Defined(_) => {
-                let known = self.probe.defined.get(&e.id).copied();
-                let Some(d) = known else {
-                    return Err(self.unsupported("@defined", e.span));
-                };
+                // Outside probe bodies (in functions) nothing resolves: false.
+                let d = self.probe.defined.get(&e.id).copied().unwrap_or(false);
                 self.e.emit(Insn::mov64_imm(R0, d as i32));
             }
             ExprKind::StatExtract { op, stat } => self.stat_extract(*op, stat, e.span)?,
@@ -245,6 +252,21 @@ impl Gen<'_, '_> {
             BinOp::LogAnd | BinOp::LogOr => {
                 unreachable!("logical operators are lowered with branches")
             }
+        }
+    }
+
+    /// The value of a condition that is `@defined(..)` or `!@defined(..)`, decided when
+    /// target variables were resolved.
+    pub fn known(&self, cond: &Expr) -> Option<bool> {
+        match &cond.kind {
+            ExprKind::Defined(_) => {
+                Some(self.probe.defined.get(&cond.id).copied().unwrap_or(false))
+            }
+            ExprKind::Unary {
+                op: UnOp::Not,
+                operand,
+            } => self.known(operand).map(|b| !b),
+            _ => None,
         }
     }
 

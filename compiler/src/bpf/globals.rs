@@ -38,21 +38,15 @@ fn hist_layouts(hir: &rtap_lang::hir::Program) -> Vec<Option<HistLayout>> {
     }
     out
 }
-const BPF_NOEXIST: i32 = 1;
+pub(super) const BPF_NOEXIST: i32 = 1;
 
 impl Shared<'_> {
     /// One map per global; returns errors for globals that cannot be laid out.
     pub fn declare_globals(&mut self) -> Vec<Diagnostic> {
-        let mut diags = Vec::new();
+        let diags = Vec::new();
         let cap = self.opts.max_string_len;
         let hists = hist_layouts(self.hir);
-        for (g, hist) in self.hir.globals.iter().zip(hists) {
-            if g.wrap {
-                diags.push(Diagnostic::error(
-                    format!("wrapping array `{}` (`%`) is not supported yet", g.name),
-                    g.span,
-                ));
-            }
+        for (i, (g, hist)) in self.hir.globals.iter().zip(hists).enumerate() {
             let value = match g.ty {
                 Type::Long => GlobalValue::Long,
                 Type::String => GlobalValue::Str { cap },
@@ -93,7 +87,11 @@ impl Shared<'_> {
                 let n = g.max_entries.map_or(self.opts.max_map_entries, |n| {
                     n.clamp(1, u32::MAX as u64) as u32
                 });
-                self.add_map(&g.name, kind, key_size, value_size, n)
+                let map = self.add_map(&g.name, kind, key_size, value_size, n);
+                if g.wrap {
+                    self.declare_wrap(i as u32, &g.name, key_size, n);
+                }
+                map
             };
             self.globals.push(GlobalSpec {
                 name: g.name.clone(),
@@ -110,12 +108,18 @@ impl Shared<'_> {
 }
 
 impl Gen<'_, '_> {
-    fn global_map(&self, g: GlobalId) -> MapId {
+    pub(super) fn global_map(&self, g: GlobalId) -> MapId {
         self.sh.globals[g.0 as usize].map
     }
 
     /// Builds a packed key in scratch; returns its r7-relative offset.
-    fn build_key(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<i16> {
+    pub(super) fn build_key(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<i16> {
+        let keys: Vec<Option<&Expr>> = keys.iter().map(Some).collect();
+        self.pack_key(g, &keys, span)
+    }
+
+    /// Builds a packed key in scratch, leaving wildcard (`None`) fields zero.
+    pub(super) fn pack_key(&mut self, g: GlobalId, keys: &[Option<&Expr>], span: Span) -> R<i16> {
         let spec = self.sh.globals[g.0 as usize].clone();
         let size = self.sh.maps[spec.map.0 as usize].key_size;
         if keys.len() != spec.keys.len() {
@@ -132,25 +136,53 @@ impl Gen<'_, '_> {
         let base = self.scratch.alloc(size) as i16;
         for (k, f) in keys.iter().zip(&spec.keys) {
             let off = base + f.offset as i16;
-            match f.kind {
-                FieldKind::Long => {
+            match (f.kind, k) {
+                (FieldKind::Long, Some(k)) => {
                     self.long(k)?;
                     self.e.emit(Insn::stx_mem(Size::DW, R7, R0, off));
                 }
-                FieldKind::Str { cap } => {
+                (FieldKind::Long, None) => self.e.emit(Insn::st_mem(Size::DW, R7, off, 0)),
+                (FieldKind::Str { cap }, k) => {
                     // Hash keys compare every byte, so the tail after the NUL must be zero.
                     for i in (0..cap).step_by(8) {
                         self.e.emit(Insn::st_mem(Size::DW, R7, off + i as i16, 0));
                     }
-                    self.string_into(k, Buf { base: R7, off, cap })?;
+                    if let Some(k) = k {
+                        self.string_into(k, Buf { base: R7, off, cap })?;
+                    }
                 }
             }
         }
         Ok(base)
     }
 
+    /// The fixed fields of a slice `a[k, *]` as a pattern for a callback.
+    pub(super) fn slice_pattern(
+        &mut self,
+        g: GlobalId,
+        keys: &[Option<Expr>],
+        span: Span,
+    ) -> R<super::each::Pattern> {
+        let refs: Vec<Option<&Expr>> = keys.iter().map(Option::as_ref).collect();
+        let at = self.pack_key(g, &refs, span)?;
+        let spec = &self.sh.globals[g.0 as usize];
+        let fields = keys
+            .iter()
+            .zip(&spec.keys)
+            .filter(|(k, _)| k.is_some())
+            .map(|(_, f)| {
+                let size = match f.kind {
+                    FieldKind::Long => 8,
+                    FieldKind::Str { cap } => cap,
+                };
+                (f.offset, size)
+            })
+            .collect();
+        Ok(super::each::Pattern { at, fields })
+    }
+
     /// r0 = `bpf_map_lookup_elem` of the element (or scalar) `g[keys]`; may be null.
-    fn lookup(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<()> {
+    pub(super) fn lookup(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<()> {
         if keys.is_empty() {
             self.lookup_u32(self.global_map(g), 0);
             return Ok(());
@@ -190,28 +222,6 @@ impl Gen<'_, '_> {
         Ok(())
     }
 
-    /// `delete g[keys]`.
-    pub fn delete_element(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<()> {
-        let m = self.scratch.mark();
-        let key = self.build_key(g, keys, span)?;
-        self.e.emit2(Insn::ld_map_fd(R1, self.global_map(g)));
-        self.lea(R2, R7, key);
-        self.e.emit(Insn::call(Helper::MapDeleteElem));
-        self.scratch.release(m);
-        Ok(())
-    }
-
-    /// r0 = 1 when `[keys] in g`.
-    pub fn in_array(&mut self, g: GlobalId, keys: &[Option<Expr>], span: Span) -> R<()> {
-        let Some(keys) = keys.iter().cloned().collect::<Option<Vec<_>>>() else {
-            return Err(self.not_yet("a wildcard key in `in`", span));
-        };
-        self.lookup(g, &keys, span)?;
-        self.e.emit(Insn::jmp_imm(Cond::Eq, R0, 0, 1));
-        self.e.emit(Insn::mov64_imm(R0, 1));
-        Ok(())
-    }
-
     /// r0 = non-null pointer to the value of a global lvalue, creating a zero element if missing.
     pub fn lvalue_ptr(&mut self, target: &LValue, span: Span) -> R<()> {
         let (g, keys) = match target {
@@ -245,6 +255,9 @@ impl Gen<'_, '_> {
         self.lea(R3, R7, zero);
         self.e.emit(Insn::mov64_imm(R4, BPF_NOEXIST));
         self.e.emit(Insn::call(Helper::MapUpdateElem));
+        if self.wrap_order(g).is_some() {
+            self.wrap_insert(g, key, zero, span);
+        }
         self.e.emit2(Insn::ld_map_fd(R1, map));
         self.lea(R2, R7, key);
         self.e.emit(Insn::call(Helper::MapLookupElem));
@@ -371,6 +384,29 @@ impl Gen<'_, '_> {
             LValue::Local(_) => return Err(self.not_yet("local statistics", span)),
         };
         let map = self.global_map(g);
+        let sm = self.scratch.mark();
+        let key = if keys.is_empty() {
+            let k = self.scratch.alloc(4) as i16;
+            self.e.emit(Insn::st_mem(Size::W, R7, k, 0));
+            k
+        } else {
+            self.build_key(g, keys, span)?
+        };
+        self.stat_merge(op, map, key, true, span);
+        self.scratch.release(sm);
+        Ok(())
+    }
+
+    /// r0 = aggregate `op` of the per-CPU stats of `map` at the key in scratch at
+    /// `key`. Without `raise_empty`, an empty statistic gives 0 instead of an error.
+    pub(super) fn stat_merge(
+        &mut self,
+        op: StatOp,
+        map: MapId,
+        key: i16,
+        raise_empty: bool,
+        span: Span,
+    ) {
         let m = self.frame.mark();
         // count, sum, min, max, sum-of-squares accumulators and the cpu index.
         let acc = [
@@ -380,26 +416,21 @@ impl Gen<'_, '_> {
             self.temp(),
             self.temp(),
         ];
-        let cpu = self.temp();
+        // The CPU number lives in scratch: the verifier checks the loop body once.
         let sm = self.scratch.mark();
-        let key = if keys.is_empty() {
-            let k = self.scratch.alloc(4) as i16;
-            self.e.emit(Insn::st_mem(Size::W, R7, k, 0));
-            k
-        } else {
-            self.build_key(g, keys, span)?
-        };
+        let cpu = self.scratch.alloc(8) as i16;
         for a in acc {
             self.e.emit(Insn::st_mem(Size::DW, R10, a, 0));
         }
-        self.e.emit(Insn::st_mem(Size::DW, R10, cpu, 0));
+        self.e.emit(Insn::st_mem(Size::DW, R7, cpu, 0));
         let top = self.e.label();
         let next = self.e.label();
         let done = self.e.label();
         self.e.bind(top);
+        self.e.may_goto(done);
         self.e.emit2(Insn::ld_map_fd(R1, map));
         self.lea(R2, R7, key);
-        self.e.emit(Insn::ldx_mem(Size::DW, R3, R10, cpu));
+        self.e.emit(Insn::ldx_mem(Size::DW, R3, R7, cpu));
         self.e.emit(Insn::call(Helper::MapLookupPercpuElem));
         // A null value past the last possible CPU ends the walk.
         self.e.jmp_imm(Cond::Eq, R0, 0, done);
@@ -429,15 +460,15 @@ impl Gen<'_, '_> {
         self.e.emit(Insn::add64_reg(R2, R1));
         self.e.emit(Insn::stx_mem(Size::DW, R10, R2, acc[4]));
         self.e.bind(next);
-        self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, cpu));
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R7, cpu));
         self.e.emit(Insn::add64_imm(R1, 1));
-        self.e.emit(Insn::stx_mem(Size::DW, R10, R1, cpu));
+        self.e.emit(Insn::stx_mem(Size::DW, R7, R1, cpu));
         self.e.jmp_imm(Cond::Lt, R1, MAX_CPUS, top);
-        self.e.bind(done);
         self.scratch.release(sm);
+        self.e.bind(done);
         self.e.emit(Insn::ldx_mem(Size::DW, R0, R10, acc[0]));
         if op != StatOp::Count {
-            if op != StatOp::Sum {
+            if op != StatOp::Sum && raise_empty {
                 let ok = self.e.label();
                 self.e.jmp_imm(Cond::Ne, R0, 0, ok);
                 self.raise("empty aggregate", span, None);
@@ -475,7 +506,6 @@ impl Gen<'_, '_> {
             }
         }
         self.frame.release(m);
-        Ok(())
     }
 
     /// Stores r-value string `src` (already in `dst`-compatible scratch) into a global string.

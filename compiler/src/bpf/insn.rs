@@ -52,6 +52,12 @@ pub const BPF_ATOMIC: u8 = 0xc0;
 pub const BPF_FETCH: i32 = 0x01;
 /// `src` of an `ld_imm64` whose `imm` is a map fd.
 pub const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// `src` of an `ld_imm64` whose `imm` is the offset of a subprogram (a callback).
+pub const BPF_PSEUDO_FUNC: u8 = 4;
+/// `BPF_END`: byte swaps.
+const END: u8 = 0xd0;
+/// `BPF_TO_BE` flag of `BPF_END`.
+const TO_BE: u8 = 0x08;
 
 /// Access size of loads and stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,6 +349,17 @@ impl Insn {
         Insn::ld_imm64_src(dst, R0, imm as u64)
     }
 
+    /// `dst = &subprogram`, `off` slots after this instruction (a helper's callback).
+    pub fn ld_func(dst: Reg, off: i32) -> [Insn; 2] {
+        Insn::ld_imm64_src(dst, Reg(BPF_PSEUDO_FUNC), off as u32 as u64)
+    }
+
+    /// `dst = be64(dst)`: on a little-endian host, reverses the bytes, so
+    /// unsigned comparison of two words orders them as byte strings.
+    pub fn to_be64(dst: Reg) -> Insn {
+        Insn::raw(BPF_ALU | END | TO_BE, dst, R0, 0, 64)
+    }
+
     /// `dst = map`: the runtime replaces the map id with its fd.
     pub fn ld_map_fd(dst: Reg, map: crate::object::MapId) -> [Insn; 2] {
         Insn::ld_imm64_src(dst, Reg(BPF_PSEUDO_MAP_FD), map.0 as u64)
@@ -438,6 +455,10 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>, map_name: &dyn Fn(u32) -> S
     let off = insn.off;
     let imm = insn.imm;
     match insn.class() {
+        BPF_ALU if insn.code & 0xf0 == END => {
+            let order = if insn.code & TO_BE != 0 { "be" } else { "le" };
+            format!("r{dst} = {order}{imm} r{dst}")
+        }
         BPF_ALU64 | BPF_ALU => {
             let r = if insn.class() == BPF_ALU64 { 'r' } else { 'w' };
             let Some(op) = AluOp::ALL
@@ -496,6 +517,8 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>, map_name: &dyn Fn(u32) -> S
             let value = (hi << 32) | imm as u32 as u64;
             if src == BPF_PSEUDO_MAP_FD {
                 format!("r{dst} = map[{}]", map_name(imm as u32))
+            } else if src == BPF_PSEUDO_FUNC {
+                format!("r{dst} = func {imm:+}")
             } else {
                 format!("r{dst} = {value:#x} ll")
             }

@@ -178,5 +178,6 @@ pub fn companions(
         },
         insns,
         notes,
+        subprograms: Vec::new(),
     });
 }

@@ -23,6 +23,8 @@ enum Staged {
     },
     /// Already evaluated into scratch.
     Scratch(i16),
+    /// Stacks and symbols, turned into text in user space.
+    Symbolic(super::stack::Deferred),
 }
 
 impl Gen<'_, '_> {
@@ -74,34 +76,43 @@ impl Gen<'_, '_> {
                 span,
             ));
         }
-        let memory = format.pieces.iter().any(|p| {
-            matches!(p, Piece::Conv(c) if matches!(c.kind, ConvKind::Memory | ConvKind::MemoryHex))
-        });
-        if memory {
-            return Err(self.not_yet("`%m` and `%M`", span));
+        if Self::has_memory(format) {
+            return self.with_memory(format, args, span, |g, f, a| g.printf(f, a, span));
         }
         let cap = self.cap();
         let mut fields = Vec::new();
         let mut size = PRINTF_HEADER;
-        for &is_str in &kinds {
-            let (kind, len) = if is_str {
-                (FieldKind::Str { cap }, cap)
-            } else {
-                (FieldKind::Long, 8)
+        let symbolic: Vec<_> = args.iter().map(super::stack::symbolic).collect();
+        for (&is_str, sym) in kinds.iter().zip(&symbolic) {
+            let (kind, len) = match sym {
+                Some(s) => super::stack::field(*s, cap),
+                None if is_str => (FieldKind::Str { cap }, cap),
+                None => (FieldKind::Long, 8),
             };
             fields.push(Field { offset: size, kind });
             size += len.div_ceil(8) * 8;
         }
+        let kind = if symbolic.iter().any(Option::is_some) {
+            EventKind::SymbolicPrintf {
+                format: format.clone(),
+                symbolic: symbolic.clone(),
+                max_len: cap,
+            }
+        } else {
+            EventKind::Printf(format.clone())
+        };
         let id = self.sh.event(EventSpec {
-            kind: EventKind::Printf(format.clone()),
+            kind,
             size,
             fields: fields.clone(),
         });
         let fm = self.frame.mark();
         let sm = self.scratch.mark();
         let mut staged = Vec::new();
-        for (a, &is_str) in args.iter().zip(&kinds) {
-            staged.push(if is_str {
+        for ((a, &is_str), sym) in args.iter().zip(&kinds).zip(&symbolic) {
+            staged.push(if let Some(s) = sym {
+                Staged::Symbolic(self.stage_symbolic(*s, a)?)
+            } else if is_str {
                 self.stage_str(a)?
             } else {
                 let t = self.temp();
@@ -184,6 +195,7 @@ impl Gen<'_, '_> {
                 self.e.emit(Insn::call(Helper::GetCurrentComm));
             }
             Staged::Scratch(off) => self.copy_str(dst, R7, *off),
+            Staged::Symbolic(d) => self.fill_symbolic(d, dst),
             Staged::User { addr, n, err, span } => {
                 self.read_user_str(dst, *addr, *n);
                 let ok = self.e.label();

@@ -26,6 +26,9 @@ impl Gen<'_, '_> {
     /// Formats into `dst`: plain conversions directly, others with their flags, width
     /// and precision through [`Gen::conversion`].
     pub fn sprintf(&mut self, format: &Format, args: &[Expr], dst: Buf, span: Span) -> R<()> {
+        if Self::has_memory(format) {
+            return self.with_memory(format, args, span, |g, f, a| g.sprintf(f, a, dst, span));
+        }
         self.e.emit(Insn::st_mem(Size::B, dst.base, dst.off, 0));
         let mut args = args.iter();
         for p in &format.pieces {

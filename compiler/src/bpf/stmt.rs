@@ -29,6 +29,14 @@ impl Gen<'_, '_> {
                     self.stmt(s)?;
                 }
             }
+            StmtKind::If { cond, then, els } if self.known(cond).is_some() => {
+                // The branch `@defined` rules out was never resolved: it is not compiled.
+                if self.known(cond) == Some(true) {
+                    self.stmt(then)?;
+                } else if let Some(els) = els {
+                    self.stmt(els)?;
+                }
+            }
             StmtKind::If { cond, then, els } => {
                 let f = self.e.label();
                 self.branch(cond, f, false)?;
@@ -67,8 +75,12 @@ impl Gen<'_, '_> {
                 });
             }
             StmtKind::Next => {
-                if self.func.is_some() {
-                    return Err(self.not_yet("`next` inside a function", s.span));
+                // In a function, `next` moves on to the next overload; past the last one
+                // the call returns 0 or "", as in the user-space handlers.
+                if let Some(ctx) = &self.func {
+                    let end = ctx.end;
+                    self.e.goto(end);
+                    return Ok(());
                 }
                 let exit = self.exit_label;
                 self.e.goto(exit);
@@ -91,7 +103,7 @@ impl Gen<'_, '_> {
                 self.e.goto(end);
             }
             StmtKind::Delete(t) => self.delete(t, s.span)?,
-            StmtKind::Foreach(_) => return Err(self.unsupported("foreach", s.span)),
+            StmtKind::Foreach(fe) => self.foreach(fe, count_stmts(&fe.body) + 1, s.span)?,
             StmtKind::Try {
                 body,
                 catch_var,
@@ -176,7 +188,8 @@ impl Gen<'_, '_> {
             DeleteTarget::Global(g) if self.hir().globals[g.0 as usize].keys.is_empty() => {
                 let ty = self.hir().globals[g.0 as usize].ty;
                 if ty == Type::Stats {
-                    return Err(self.not_yet("`delete` of statistics", span));
+                    self.clear_stats(*g);
+                    return Ok(());
                 }
                 self.lvalue_ptr(&LValue::Global(*g), span)?;
                 let store = if ty == Type::String {
@@ -187,9 +200,9 @@ impl Gen<'_, '_> {
                 self.e.emit(Insn::st_mem(store, R0, 0, 0));
             }
             DeleteTarget::Element { array, keys } => self.delete_element(*array, keys, span)?,
-            DeleteTarget::Global(_) => return Err(self.not_yet("`delete` of a whole array", span)),
-            DeleteTarget::Slice { .. } => {
-                return Err(self.not_yet("`delete` of an array slice", span))
+            DeleteTarget::Global(g) => self.delete_matching(*g, None, span)?,
+            DeleteTarget::Slice { array, keys } => {
+                self.delete_matching(*array, Some(keys), span)?
             }
         }
         Ok(())

@@ -23,6 +23,14 @@ impl Gen<'_, '_> {
             },
             ExprKind::Global(g) => self.element_str(*g, &[], dst, e.span)?,
             ExprKind::Element { array, keys } => self.element_str(*array, keys, dst, e.span)?,
+            ExprKind::Ternary { cond, then, els } if self.known(cond).is_some() => {
+                let taken = if self.known(cond) == Some(true) {
+                    then
+                } else {
+                    els
+                };
+                self.string_into(taken, dst)?;
+            }
             ExprKind::Ternary { cond, then, els } => {
                 let f = self.e.label();
                 let end = self.e.label();
@@ -62,7 +70,8 @@ impl Gen<'_, '_> {
                 self.copy_str(dst, tmp.base, tmp.off);
                 self.scratch.release(m);
             }
-            ExprKind::Entry(_) if self.read_saved(e, Some(dst))? => {}
+            ExprKind::Target(_) | ExprKind::Entry(_) if self.read_saved(e, Some(dst))? => {}
+            ExprKind::Target(t) => self.pretty(e, t, dst)?,
             ExprKind::Entry(_) => {
                 return Err(self.not_yet("`@entry` outside a `.return` probe's handler", e.span))
             }

@@ -5,7 +5,7 @@ use super::insn::*;
 use crate::access::{AccessOp, DwarfReg};
 use crate::object::ProgramKind;
 use rtap_lang::diag::Diagnostic;
-use rtap_lang::hir::{Accessor, Expr, TargetExpr};
+use rtap_lang::hir::{Accessor, Expr, TargetBase, TargetExpr};
 
 /// Offset in x86-64 `struct pt_regs` of a DWARF register.
 pub fn pt_regs_offset(r: DwarfReg) -> Option<i16> {
@@ -44,19 +44,29 @@ impl Gen<'_, '_> {
                 e.span,
             ));
         }
-        if t.pretty.is_some() {
-            return Err(self.not_yet("pretty printing (`$v$`)", e.span));
-        }
         let Some(plan) = self.probe.targets.get(&e.id) else {
             return Err(Diagnostic::error(
                 format!("target variable `{name}` has no location at this probe"),
                 e.span,
             ));
         };
+        self.run_ops(&plan.ops, e, t, None)
+    }
+
+    /// r0 = the result of access ops. A memory fault raises the user-memory error,
+    /// or with `fault`, jumps there.
+    pub fn run_ops(
+        &mut self,
+        ops: &[AccessOp],
+        e: &Expr,
+        t: &TargetExpr,
+        fault: Option<super::emit::Label>,
+    ) -> R<()> {
+        let name = self.sh.sources.snippet(t.span).to_string();
         let vaddr = self.site_vaddr;
         let m = self.frame.mark();
         let acc = self.temp();
-        for op in &plan.ops {
+        for op in ops {
             match *op {
                 AccessOp::Reg(r) | AccessOp::RegAddr { reg: r, .. } => {
                     let Some(off) = pt_regs_offset(r) else {
@@ -72,6 +82,15 @@ impl Gen<'_, '_> {
                     if let AccessOp::RegAddr { offset, .. } = *op {
                         self.add_const(offset);
                     }
+                }
+                AccessOp::Script => {
+                    let TargetBase::Cast { pointer, .. } = &t.base else {
+                        return Err(Diagnostic::error(
+                            format!("access plan of `{name}` names a missing operand"),
+                            e.span,
+                        ));
+                    };
+                    self.long(pointer)?;
                 }
                 AccessOp::Const(c) => self.ld_imm(R0, c),
                 AccessOp::StaticAddr(a) => {
@@ -102,7 +121,10 @@ impl Gen<'_, '_> {
                             e.span,
                         ));
                     };
-                    self.load_user(sz, signed, acc, Some(e));
+                    match fault {
+                        Some(l) => self.load_user_or(sz, signed, l),
+                        None => self.load_user(sz, signed, acc, Some(e)),
+                    }
                 }
                 AccessOp::Bitfield {
                     shift,
@@ -165,6 +187,19 @@ impl Gen<'_, '_> {
             }
         }
         self.e.bind(ok);
+        self.load_extend(size, signed, buf);
+        self.frame.release(m);
+    }
+
+    /// r0 = user memory at r0, or a jump to `fail` when it cannot be read.
+    pub fn load_user_or(&mut self, size: Size, signed: bool, fail: super::emit::Label) {
+        let m = self.frame.mark();
+        let buf = self.temp();
+        self.e.emit(Insn::mov64_reg(R3, R0));
+        self.lea(R1, R10, buf);
+        self.e.emit(Insn::mov64_imm(R2, size.bytes() as i32));
+        self.e.emit(Insn::call(Helper::ProbeReadUser));
+        self.e.jmp_imm(Cond::Ne, R0, 0, fail);
         self.load_extend(size, signed, buf);
         self.frame.release(m);
     }

@@ -23,12 +23,31 @@ pub fn run_codegen_case(text: &str, name: &str) -> String {
     let Some(program) = program.filter(|_| !diags.iter().any(|d| d.is_error())) else {
         return out;
     };
+    // Fixed kernel offsets: listings do not depend on the machine that makes them.
+    let opts = CodegenOptions {
+        task_layout: Some(EXAMPLE_TASK_LAYOUT),
+        ..CodegenOptions::default()
+    };
     match resolve_trivial(&program) {
-        Ok(r) => out.push_str(&codegen_text(&r, &sources, &CodegenOptions::default())),
+        Ok(r) => out.push_str(&codegen_text(&r, &sources, &opts)),
         Err(d) => out.push_str(&render(&sources, &d)),
     }
     out
 }
+
+/// Kernel offsets used by codegen cases (those of a 6.x x86-64 build).
+pub const EXAMPLE_TASK_LAYOUT: super::kbtf::TaskLayout = super::kbtf::TaskLayout {
+    task_real_parent: 1512,
+    task_tgid: 1492,
+    task_cred: 1888,
+    task_mm: 1256,
+    cred_euid: 20,
+    cred_egid: 24,
+    mm_arg_start: 336,
+    mm_arg_end: 344,
+    mm_env_start: 352,
+    mm_env_end: 360,
+};
 
 /// The site of a probe point that needs no debug info, or `None` for process probes.
 pub fn trivial_site(kind: &ProbeKind) -> Option<Site> {
@@ -76,6 +95,7 @@ pub fn resolve_trivial(p: &Program) -> Result<ResolvedProgram<'_>, Vec<Diagnosti
                 site,
                 targets: HashMap::new(),
                 defined: HashMap::new(),
+                pretty: HashMap::new(),
                 entry: None,
             });
         }

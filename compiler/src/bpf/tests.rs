@@ -183,9 +183,10 @@ fn target_outside_uprobe_is_an_error() {
     );
 }
 
-/// Unimplemented statements produce "`X` is not supported yet".
+/// `foreach` walks the array with a callback subprogram: the program lists where it
+/// starts, the `ld_imm64` that names it points there, and the callback ends in `exit`.
 #[test]
-fn foreach_is_not_supported_yet() {
+fn foreach_uses_a_callback_subprogram() {
     let h = Hb::default();
     let body = h.stmt(StmtKind::Block(h.block(vec![])));
     let fe = Foreach {
@@ -201,8 +202,23 @@ fn foreach_is_not_supported_yet() {
     let g = h.global_decl("a", Type::Long, vec![Type::Long]);
     let locals = vec![h.local_decl("k", Type::Long)];
     let p = h.program(vec![g], vec![], vec![begin(&h, locals, vec![s])]);
-    let d = compile(&p).unwrap_err();
-    assert_eq!(d[0].message, "`foreach` is not supported yet");
+    let obj = compile(&p).unwrap();
+    let prog = &obj.programs[0];
+    assert_eq!(calls(&prog.insns, Helper::ForEachMapElem), 1);
+    assert_eq!(prog.subprograms.len(), 1);
+    let start = prog.subprograms[0] as usize;
+    let at = prog
+        .insns
+        .iter()
+        .position(|i| i.is_ld_imm64() && i.src() == super::insn::BPF_PSEUDO_FUNC)
+        .unwrap();
+    assert_eq!(at as i64 + 1 + prog.insns[at].imm as i64, start as i64);
+    assert_eq!(
+        prog.insns[start - 1].code & 0x07,
+        0x05,
+        "main ends in a jump"
+    );
+    assert_jumps_sane(&prog.insns);
 }
 
 /// Recursive functions cannot be inlined and say so.
@@ -343,6 +359,7 @@ fn uprobe_site_and_access_plan() {
             site: Site::Uprobe(site),
             targets: HashMap::from([(id, plan)]),
             defined: HashMap::new(),
+            pretty: HashMap::new(),
             entry: None,
         }],
     };

@@ -177,7 +177,15 @@ impl Gen<'_, '_> {
         // r0 = table, r2 = input index, r3 = output position.
         self.e.emit(Insn::mov64_imm(R2, 0));
         self.e.emit(Insn::mov64_imm(R3, q));
+        // The positions pass through scratch memory at the head of each step: the
+        // verifier then sees unknown (bounded) values and checks the body once.
+        let (at_in, at_out) = (self.scratch.alloc(8) as i16, self.scratch.alloc(8) as i16);
         self.e.bind(top);
+        self.e.emit(Insn::stx_mem(Size::DW, R7, R2, at_in));
+        self.e.emit(Insn::stx_mem(Size::DW, R7, R3, at_out));
+        self.e.may_goto(done);
+        self.e.emit(Insn::ldx_mem(Size::DW, R2, R7, at_in));
+        self.e.emit(Insn::ldx_mem(Size::DW, R3, R7, at_out));
         self.e.jmp_imm(Cond::Ge, R2, src.cap as i32 - 1, done);
         self.lea(R1, src.base, src.off);
         self.e.emit(Insn::add64_reg(R1, R2));
@@ -229,8 +237,8 @@ impl Gen<'_, '_> {
         self.e.bind(end);
     }
 
-    /// A UTF-8 sequence whose lead byte is at input index r2 (known to the verifier,
-    /// kept so by one block per sequence length): `\uXXXX` or `\UXXXXXXXX` for a valid
+    /// A UTF-8 sequence whose lead byte is at input index r2 (below `cap - 1`; the
+    /// scratch slack after the input covers the continuation bytes): `\uXXXX` or `\UXXXXXXXX` for a valid
     /// sequence, as SystemTap's `_stp_decode_utf8` accepts them, else the lead byte in
     /// octal. r0 = the escape table, r3 = output position, r4 = the lead's entry,
     /// r5 = its count; back to `top`, or to `full` when the escape does not fit.

@@ -1,12 +1,15 @@
-//! The function index: one pass over every unit's raw DIEs, reading attributes only of
-//! subprograms and inlined subroutines; names resolved through abstract origins.
+//! The unit table and lazy per-unit scans: units are scanned when a query needs them (all of
+//! them for a wildcard, on every core; only those naming the function for a literal name).
 
+use super::catalog::{Catalog, Symbols};
 use super::load::Loaded;
 use super::pattern::FunctionPattern;
-use super::{FunctionSite, InstanceKind, R};
+use super::scan::{self, Decl, Strings, UnitScan};
+use super::{FunctionSite, R};
 use gimli::{constants as dw, AttributeValue, Reader, UnitOffset};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, OnceLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Where a function instance's DIE is, and the out-of-line subprogram whose frame it uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,76 +19,93 @@ pub(crate) struct FuncDie {
     pub frame: UnitOffset,
 }
 
-/// One line-table row, enough for prologue analysis.
+/// One line-table row, enough for prologue analysis and a declaration fallback.
 #[derive(Clone, Copy, Debug)]
-struct Row {
-    address: u64,
-    prologue_end: bool,
-    end_sequence: bool,
+pub(crate) struct Row {
+    pub address: u64,
+    pub file: u64,
+    pub line: u64,
+    pub prologue_end: bool,
+    pub end_sequence: bool,
+}
+
+/// A unit parsed on first use. Parsed abbreviations take about 20 times the bytes of
+/// `.debug_abbrev` (40 MB for libc), so passes over every unit parse each one, use it
+/// and drop it; only units a query keeps working with stay parsed, until released.
+pub(crate) struct LazyUnit {
+    header: gimli::UnitHeader<R>,
+    dwarf: Arc<gimli::Dwarf<R>>,
+    cell: OnceLock<gimli::Unit<R>>,
+}
+
+impl LazyUnit {
+    /// A fresh parse, not kept.
+    fn parse(&self) -> gimli::Result<gimli::Unit<R>> {
+        self.dwarf.unit(self.header.clone())
+    }
+
+    /// The parsed unit if it is parsed already, else a fresh parse.
+    fn with<T>(&self, f: impl FnOnce(&gimli::Unit<R>) -> T) -> Option<T> {
+        match self.cell.get() {
+            Some(u) => Some(f(u)),
+            None => self.parse().ok().map(|u| f(&u)),
+        }
+    }
+}
+
+impl std::ops::Deref for LazyUnit {
+    type Target = gimli::Unit<R>;
+
+    fn deref(&self) -> &gimli::Unit<R> {
+        self.cell.get_or_init(|| {
+            // A unit that does not parse reads as an empty one: its DIEs fail to read,
+            // and every caller treats that as "nothing there".
+            self.parse().unwrap_or_else(|_| gimli::Unit {
+                header: self.header.clone(),
+                abbreviations: Arc::default(),
+                name: None,
+                comp_dir: None,
+                low_pc: 0,
+                str_offsets_base: gimli::DebugStrOffsetsBase(0),
+                addr_base: gimli::DebugAddrBase(0),
+                loclists_base: gimli::DebugLocListsBase(0),
+                rnglists_base: gimli::DebugRngListsBase(0),
+                line_program: None,
+                dwo_id: None,
+            })
+        })
+    }
+}
+
+/// What the root DIE says, read by whichever pass reads the unit first.
+#[derive(Clone)]
+struct RootFacts {
+    /// The producer says it optimized: locations are tracked at every address.
+    optimized: bool,
+    /// C: functions are top-level DIEs, so the quick name pass is exact.
+    c_language: bool,
+    /// The line program, without the rest of the unit.
+    line_program: Option<gimli::IncompleteLineProgram<R>>,
 }
 
 pub(crate) struct UnitInfo {
-    pub unit: gimli::Unit<R>,
+    pub unit: LazyUnit,
     /// `.debug_info` offset range of the unit (for cross-unit references).
     start: usize,
     end: usize,
-    /// The producer says it optimized: locations are tracked at every address.
-    optimized: bool,
+    facts: OnceLock<RootFacts>,
     files: OnceLock<Vec<Option<String>>>,
     rows: OnceLock<Vec<Row>>,
-}
-
-struct Func {
-    name: String,
-    /// (unit, file index, line) of the declaration.
-    decl: Option<DeclPlace>,
-    kind: InstanceKind,
-    entry: u64,
-    /// End of the address range that starts at `entry` (limits prologue analysis).
-    high: u64,
-    die: Option<FuncDie>,
-    exported: bool,
+    scan: OnceLock<UnitScan>,
 }
 
 pub(crate) struct Index {
     pub units: Vec<UnitInfo>,
     /// Type DIE → its printed name: `-L '*'` prints the same few types thousands of times.
     pub type_names: Mutex<HashMap<(u32, usize), String>>,
-    funcs: Vec<Func>,
-    by_name: HashMap<String, Vec<u32>>,
-}
-
-/// (unit, file index, line) of a declaration.
-type DeclPlace = (u32, u64, u64);
-
-/// Name and declaration facts of any subprogram DIE, keyed by `.debug_info` offset.
-struct Decl {
-    name: Option<String>,
-    origin: Option<usize>,
-    file: Option<(u32, u64)>,
-    line: Option<u64>,
-    external: bool,
-}
-
-/// A concrete instance found in the pass, before names are resolved.
-struct Concrete {
-    global: usize,
-    die: FuncDie,
-    inline: bool,
-    entry: u64,
-    high: u64,
-}
-
-fn udata(v: &AttributeValue<R>) -> Option<u64> {
-    match v {
-        AttributeValue::Udata(x) => Some(*x),
-        AttributeValue::Data1(x) => Some(u64::from(*x)),
-        AttributeValue::Data2(x) => Some(u64::from(*x)),
-        AttributeValue::Data4(x) => Some(u64::from(*x)),
-        AttributeValue::Data8(x) => Some(*x),
-        AttributeValue::Sdata(x) => u64::try_from(*x).ok(),
-        _ => None,
-    }
+    /// Every function instance, built on the first wildcard query.
+    all: OnceLock<Catalog>,
+    symbols: OnceLock<Symbols>,
 }
 
 fn producer_optimized(producer: &str) -> bool {
@@ -107,120 +127,160 @@ pub(crate) fn string(
     Some(r.to_string_lossy().ok()?.into_owned())
 }
 
+/// Producer, language and line program, from the unit's root DIE.
+fn unit_facts(loaded: &Loaded, unit: &gimli::Unit<R>) -> RootFacts {
+    let mut optimized = false;
+    let mut c = false;
+    let line_program = unit.line_program.clone();
+    let Ok(mut raw) = unit.entries_raw(None) else {
+        return RootFacts {
+            optimized,
+            c_language: c,
+            line_program,
+        };
+    };
+    if let Ok(Some(abbrev)) = raw.read_abbreviation() {
+        for spec in abbrev.attributes() {
+            let Ok(attr) = raw.read_attribute(*spec) else {
+                break;
+            };
+            match attr.name() {
+                dw::DW_AT_producer => {
+                    if let Some(p) = string(loaded, unit, attr.value()) {
+                        optimized = producer_optimized(&p);
+                    }
+                }
+                dw::DW_AT_language => {
+                    c = matches!(
+                        attr.value(),
+                        AttributeValue::Language(
+                            dw::DW_LANG_C89 | dw::DW_LANG_C | dw::DW_LANG_C99 | dw::DW_LANG_C11
+                        )
+                    ) || matches!(attr.value(), AttributeValue::Language(l) if l.0 == 0x2c)
+                }
+                _ => {}
+            }
+        }
+    }
+    RootFacts {
+        optimized,
+        c_language: c,
+        line_program,
+    }
+}
+
+/// Run `work(i)` for every `i < n` on all cores.
+pub(crate) fn parallel<T: Send>(n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    if threads < 2 || n < 2 {
+        return (0..n).map(work).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut parts: Vec<Vec<(usize, T)>> = Vec::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.min(n))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        mine.push((i, work(i)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Ok(p) = h.join() {
+                parts.push(p);
+            }
+        }
+    });
+    let mut all: Vec<(usize, T)> = parts.into_iter().flatten().collect();
+    all.sort_unstable_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, t)| t).collect()
+}
+
 impl Index {
+    /// The unit table: headers only, nothing parsed yet.
     pub fn build(loaded: &Loaded) -> Index {
         let mut units = Vec::new();
-        // Appended in `.debug_info` order, so sorted by offset: binary search, no hashing.
-        let mut decls: Vec<(usize, Decl)> = Vec::new();
-        let mut concrete = Vec::new();
-        let mut headers = loaded.dwarf.units();
-        // A unit that fails to parse is skipped: the rest of the file stays usable.
-        while let Ok(Some(header)) = headers.next() {
-            let Some(start) = header.offset().to_debug_info_offset(&header).map(|o| o.0) else {
+        let mut iter = loaded.dwarf.units();
+        // A unit whose header fails to parse ends the walk: the rest stays usable.
+        while let Ok(Some(header)) = iter.next() {
+            let Some(start) = header.offset().to_debug_info_offset(&header) else {
                 continue;
             };
-            let end = start + header.length_including_self();
-            let Ok(unit) = loaded.dwarf.unit(header) else {
-                continue;
-            };
-            let uidx = units.len() as u32;
-            let mut info = UnitInfo {
-                unit,
-                start,
+            let end = start.0 + header.length_including_self();
+            units.push(UnitInfo {
+                unit: LazyUnit {
+                    header,
+                    dwarf: loaded.dwarf.clone(),
+                    cell: OnceLock::new(),
+                },
+                start: start.0,
                 end,
-                optimized: false,
+                facts: OnceLock::new(),
                 files: OnceLock::new(),
                 rows: OnceLock::new(),
-            };
-            let _ = scan_unit(loaded, &mut info, uidx, &mut decls, &mut concrete);
-            units.push(info);
-        }
-
-        let exported: HashSet<u64> = loaded
-            .symbols
-            .iter()
-            .filter(|s| s.exported)
-            .map(|s| s.address)
-            .collect();
-        // GCC's partial-inlining splits (`foo.part.0`) hold only the tail of `foo`: SystemTap
-        // does not offer them as `foo`, and their parameters are not `foo`'s at entry.
-        let parts: HashSet<u64> = loaded
-            .symbols
-            .iter()
-            .filter(|s| s.name.contains(".part."))
-            .map(|s| s.address)
-            .collect();
-        // Entries of out-of-line copies: their clone symbols (`.constprop.0`, `.localalias`)
-        // are not functions of their own.
-        let entries: HashSet<u64> = concrete
-            .iter()
-            .filter(|c| !c.inline)
-            .map(|c| c.entry)
-            .collect();
-        let mut funcs = Vec::new();
-        let mut seen = HashSet::new();
-        for c in concrete {
-            if !c.inline && parts.contains(&c.entry) {
-                continue;
-            }
-            let Some((name, decl, external)) = resolve_decl(&decls, c.global) else {
-                continue;
-            };
-            // Dead code keeps DWARF with a zero (or tombstone) address outside every segment.
-            if c.entry == 0 || loaded.file_offset(c.entry).is_none() {
-                continue;
-            }
-            let kind = if c.inline {
-                InstanceKind::Inline
-            } else {
-                InstanceKind::OutOfLine
-            };
-            if !seen.insert((name.clone(), c.entry, kind)) {
-                continue;
-            }
-            funcs.push(Func {
-                name,
-                decl,
-                kind,
-                entry: c.entry,
-                high: c.high,
-                die: Some(c.die),
-                exported: external && !c.inline && exported.contains(&c.entry),
+                scan: OnceLock::new(),
             });
-        }
-        // A symbol is a function of its own only when DWARF knows no function of that name
-        // (declarations count), as in SystemTap; `.cold` parts are thus listed by symbol.
-        let dwarf_names: HashSet<&str> = decls
-            .iter()
-            .filter_map(|(_, d)| d.name.as_deref())
-            .collect();
-        for s in &loaded.symbols {
-            if dwarf_names.contains(s.name.as_str())
-                || entries.contains(&s.address)
-                || !seen.insert((s.name.clone(), s.address, InstanceKind::Symbol))
-            {
-                continue;
-            }
-            funcs.push(Func {
-                name: s.name.clone(),
-                decl: None,
-                kind: InstanceKind::Symbol,
-                entry: s.address,
-                high: s.address + s.size,
-                die: None,
-                exported: s.exported,
-            });
-        }
-        let mut by_name: HashMap<String, Vec<u32>> = HashMap::new();
-        for (i, f) in funcs.iter().enumerate() {
-            by_name.entry(f.name.clone()).or_default().push(i as u32);
         }
         Index {
             units,
             type_names: Mutex::new(HashMap::new()),
-            funcs,
-            by_name,
+            all: OnceLock::new(),
+            symbols: OnceLock::new(),
         }
+    }
+
+    /// One unit's subprograms and inlined subroutines, read on first use.
+    pub fn scan(&self, loaded: &Loaded, unit: u32) -> &UnitScan {
+        let u = &self.units[unit as usize];
+        u.scan.get_or_init(|| {
+            u.unit
+                .with(|parsed| {
+                    let _ = u.facts.get_or_init(|| unit_facts(loaded, parsed));
+                    scan::scan_unit(loaded, &Strings::new(loaded), parsed)
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    fn facts(&self, loaded: &Loaded, unit: u32) -> &RootFacts {
+        let u = &self.units[unit as usize];
+        u.facts.get_or_init(|| {
+            u.unit
+                .with(|parsed| unit_facts(loaded, parsed))
+                .unwrap_or(RootFacts {
+                    optimized: false,
+                    c_language: false,
+                    line_program: None,
+                })
+        })
+    }
+
+    /// Whether the unit's producer optimized (`-O1` or more).
+    pub fn optimized(&self, loaded: &Loaded, unit: u32) -> bool {
+        self.facts(loaded, unit).optimized
+    }
+
+    /// Drop a parsed unit; it is parsed again if used again.
+    pub fn release(&mut self, unit: u32) {
+        if let Some(u) = self.units.get_mut(unit as usize) {
+            u.unit.cell.take();
+        }
+    }
+
+    /// The DIE facts at a `.debug_info` offset, scanning its unit if needed.
+    pub fn decl(&self, loaded: &Loaded, global: usize) -> Option<(u32, &Decl)> {
+        let (unit, _) = self.locate(global)?;
+        let decls = &self.scan(loaded, unit).decls;
+        let i = decls.binary_search_by_key(&global, |d| d.global).ok()?;
+        Some((unit, &decls[i]))
     }
 
     /// The unit holding a `.debug_info` offset, and the offset within it.
@@ -242,81 +302,167 @@ impl Index {
         }
     }
 
-    pub fn matching(&self, loaded: &Loaded, pattern: &FunctionPattern) -> Vec<FunctionSite> {
-        let ids: Vec<u32> = match pattern.literal_name() {
-            Some(n) => self.by_name.get(n).cloned().unwrap_or_default(),
-            None => self
-                .by_name
-                .iter()
-                .filter(|(n, _)| pattern.matches_name(n))
-                .flat_map(|(_, v)| v.iter().copied())
-                .collect(),
-        };
-        let mut out = Vec::new();
-        for id in ids {
-            let f = &self.funcs[id as usize];
-            if f.kind == InstanceKind::Symbol && pattern.has_file() {
-                continue;
-            }
-            let decl_file = f
-                .decl
-                .and_then(|(u, file, _)| self.file_name(loaded, u, file));
-            let decl_line = f.decl.map(|(_, _, l)| l);
-            if !pattern.matches_decl(decl_file.as_deref(), decl_line) {
-                continue;
-            }
-            out.push(FunctionSite {
-                name: f.name.clone(),
-                decl_file,
-                decl_line,
-                kind: f.kind,
-                entry: f.entry,
-                probe: self.probe_address(loaded, f),
-                exported: f.exported,
-                die: f.die,
+    /// Every function instance of the file, all units scanned on all cores.
+    fn all(&self, loaded: &Loaded) -> &Catalog {
+        self.all.get_or_init(|| {
+            parallel(self.units.len(), |i| {
+                self.scan(loaded, i as u32);
             });
+            let units: Vec<u32> = (0..self.units.len() as u32).collect();
+            Catalog::build(self, loaded, self.symbols(loaded), &units)
+        })
+    }
+
+    fn symbols(&self, loaded: &Loaded) -> &Symbols {
+        self.symbols.get_or_init(|| Symbols::new(&loaded.symbols))
+    }
+
+    /// Units whose bytes may hold one of `names`: the name inline (`DW_FORM_string`) or
+    /// the 4-byte offset of one of its occurrences in `.debug_str`/`.debug_line_str`.
+    /// A few memory searches instead of parsing every unit; `None` when the file uses
+    /// forms this cannot see (string indices, 64-bit DWARF, references across units).
+    fn units_mentioning(&self, loaded: &Loaded, names: &[&str]) -> Option<Vec<u32>> {
+        use gimli::Section;
+        let d = &loaded.dwarf;
+        let abbrev = d.debug_abbrev.reader().bytes();
+        let cross = memchr::memmem::find(abbrev, &[0x31, 0x10]).is_some()
+            || memchr::memmem::find(abbrev, &[0x47, 0x10]).is_some();
+        let strx = !d.debug_str_offsets.reader().is_empty();
+        let dwarf64 = self
+            .units
+            .iter()
+            .any(|u| u.unit.header.format() == gimli::Format::Dwarf64);
+        if cross || strx || dwarf64 {
+            return None;
         }
-        out.sort_by(|a, b| (&a.name, a.entry, a.kind).cmp(&(&b.name, b.entry, b.kind)));
-        out
+        let info = d.debug_info.reader().bytes();
+        let mut needles: Vec<Vec<u8>> = Vec::new();
+        for name in names {
+            let mut z = name.as_bytes().to_vec();
+            z.push(0);
+            for sec in [
+                d.debug_str.reader().bytes(),
+                d.debug_line_str.reader().bytes(),
+            ] {
+                for off in memchr::memmem::find_iter(sec, &z) {
+                    needles.push((off as u32).to_le_bytes().to_vec());
+                }
+            }
+            needles.push(z);
+        }
+        let mut hit = vec![false; self.units.len()];
+        for needle in &needles {
+            for pos in memchr::memmem::find_iter(info, needle) {
+                let i = self.units.partition_point(|u| u.start <= pos);
+                if let Some(h) = i.checked_sub(1).and_then(|i| hit.get_mut(i)) {
+                    *h = true;
+                }
+            }
+        }
+        Some(
+            (0..self.units.len() as u32)
+                .filter(|&i| hit[i as usize])
+                .collect(),
+        )
+    }
+
+    /// The units whose top-level subprograms carry one of `names` (or that cannot be
+    /// checked quickly: non-C units are scanned whole).
+    fn units_naming(&self, loaded: &Loaded, names: &[&str]) -> Vec<u32> {
+        let strings = Strings::new(loaded);
+        let wanted = |n: &str| names.contains(&n);
+        let candidates = self
+            .units_mentioning(loaded, names)
+            .unwrap_or_else(|| (0..self.units.len() as u32).collect());
+        let hits = parallel(candidates.len(), |c| {
+            let i = candidates[c] as usize;
+            let u = &self.units[i];
+            u.unit
+                .with(|parsed| {
+                    let facts = u.facts.get_or_init(|| unit_facts(loaded, parsed));
+                    !facts.c_language || scan::names_any(loaded, &strings, parsed, &wanted)
+                })
+                .unwrap_or(false)
+        });
+        candidates
+            .into_iter()
+            .zip(hits)
+            .filter(|&(_, hit)| hit)
+            .map(|(u, _)| u)
+            .collect()
+    }
+
+    pub fn matching(&self, loaded: &Loaded, pattern: &FunctionPattern) -> Vec<FunctionSite> {
+        let symbols = self.symbols(loaded);
+        match pattern.literal_name() {
+            Some(name) if self.all.get().is_none() => {
+                // The name itself and the other names of its symbols' addresses: enough
+                // to find its DIEs, its aliases and whether its symbols are DWARF's.
+                let names = Catalog::related_names(symbols, &loaded.symbols, name);
+                let units = self.units_naming(loaded, &names);
+                parallel(units.len(), |i| {
+                    self.scan(loaded, units[i]);
+                });
+                let catalog = Catalog::build(self, loaded, symbols, &units);
+                catalog.select(self, loaded, symbols, pattern)
+            }
+            _ => self.all(loaded).select(self, loaded, symbols, pattern),
+        }
     }
 
     /// After the prologue for out-of-line functions of unoptimized units: the first
     /// line-table row past the entry (or one marked `prologue_end`). Optimized code
     /// tracks locations everywhere, so it is probed at the entry, as SystemTap does.
-    fn probe_address(&self, loaded: &Loaded, f: &Func) -> u64 {
-        let Some(die) = f.die else { return f.entry };
-        let u = &self.units[die.unit as usize];
-        if f.kind != InstanceKind::OutOfLine || u.optimized {
-            return f.entry;
+    pub fn probe_address(
+        &self,
+        loaded: &Loaded,
+        die: Option<FuncDie>,
+        out_of_line: bool,
+        entry: u64,
+        high: u64,
+    ) -> u64 {
+        let Some(die) = die else { return entry };
+        if !out_of_line || self.optimized(loaded, die.unit) {
+            return entry;
         }
-        let rows = u.rows.get_or_init(|| line_rows(&u.unit));
-        let start = rows.partition_point(|r| r.address < f.entry);
+        let rows = self.rows(loaded, die.unit);
+        let start = rows.partition_point(|r| r.address < entry);
         let mut rest = rows[start..]
             .iter()
-            .filter(|r| !r.end_sequence || r.address > f.entry);
+            .filter(|r| !r.end_sequence || r.address > entry);
         let Some(first) = rest.next() else {
-            return f.entry;
+            return entry;
         };
-        if first.address != f.entry || first.prologue_end {
-            return f.entry;
+        if first.address != entry || first.prologue_end {
+            return entry;
         }
-        let _ = loaded;
         for r in rest {
-            if r.end_sequence || r.address >= f.high {
+            if r.end_sequence || r.address >= high {
                 break;
             }
-            if r.prologue_end || r.address > f.entry {
+            if r.prologue_end || r.address > entry {
                 return r.address;
             }
         }
-        f.entry
+        entry
+    }
+
+    /// The line-table row at `pc` as (file, line): where SystemTap places a function whose
+    /// DIE has no declaration (assembler sources).
+    pub fn line_at(&self, loaded: &Loaded, unit: u32, pc: u64) -> Option<(u64, u64)> {
+        let rows = self.rows(loaded, unit);
+        let i = rows.partition_point(|r| r.address < pc);
+        let r = rows.get(i).filter(|r| r.address == pc && !r.end_sequence)?;
+        Some((r.file, r.line))
     }
 
     /// A line-table file name as SystemTap prints it: its directory entry joined, no
     /// normalizing (relative directories stay relative).
     pub fn file_name(&self, loaded: &Loaded, unit: u32, file: u64) -> Option<String> {
         let u = &self.units[unit as usize];
-        let files = u.files.get_or_init(|| file_names(loaded, &u.unit));
+        let files = u
+            .files
+            .get_or_init(|| file_names(loaded, self.facts(loaded, unit)));
         let idx = if u.unit.header.version() >= 5 {
             file as usize
         } else {
@@ -324,10 +470,27 @@ impl Index {
         };
         files.get(idx).cloned().flatten()
     }
+
+    fn rows(&self, loaded: &Loaded, unit: u32) -> &[Row] {
+        let u = &self.units[unit as usize];
+        u.rows
+            .get_or_init(|| line_rows(self.facts(loaded, unit).line_program.clone()))
+    }
 }
 
-fn file_names(loaded: &Loaded, unit: &gimli::Unit<R>) -> Vec<Option<String>> {
-    let Some(lp) = &unit.line_program else {
+/// A line-table string (`DW_FORM_string`, `strp` or `line_strp`: no unit needed).
+fn line_string(loaded: &Loaded, v: AttributeValue<R>) -> Option<String> {
+    let r = match v {
+        AttributeValue::String(r) => r,
+        AttributeValue::DebugStrRef(o) => loaded.dwarf.debug_str.get_str(o).ok()?,
+        AttributeValue::DebugLineStrRef(o) => loaded.dwarf.debug_line_str.get_str(o).ok()?,
+        _ => return None,
+    };
+    Some(r.to_string_lossy().ok()?.into_owned())
+}
+
+fn file_names(loaded: &Loaded, facts: &RootFacts) -> Vec<Option<String>> {
+    let Some(lp) = &facts.line_program else {
         return Vec::new();
     };
     let header = lp.header();
@@ -335,11 +498,11 @@ fn file_names(loaded: &Loaded, unit: &gimli::Unit<R>) -> Vec<Option<String>> {
         .file_names()
         .iter()
         .map(|f| {
-            let name = string(loaded, unit, f.path_name())?;
+            let name = line_string(loaded, f.path_name())?;
             if name.starts_with('/') {
                 return Some(name);
             }
-            match f.directory(header).and_then(|d| string(loaded, unit, d)) {
+            match f.directory(header).and_then(|d| line_string(loaded, d)) {
                 Some(dir) if !dir.is_empty() => Some(format!("{dir}/{name}")),
                 _ => Some(name),
             }
@@ -347,13 +510,15 @@ fn file_names(loaded: &Loaded, unit: &gimli::Unit<R>) -> Vec<Option<String>> {
         .collect()
 }
 
-fn line_rows(unit: &gimli::Unit<R>) -> Vec<Row> {
+fn line_rows(program: Option<gimli::IncompleteLineProgram<R>>) -> Vec<Row> {
     let mut out = Vec::new();
-    if let Some(lp) = unit.line_program.clone() {
+    if let Some(lp) = program {
         let mut rows = lp.rows();
         while let Ok(Some((_, row))) = rows.next_row() {
             out.push(Row {
                 address: row.address(),
+                file: row.file_index(),
+                line: row.line().map_or(0, |l| l.get()),
                 prologue_end: row.prologue_end(),
                 end_sequence: row.end_sequence(),
             });
@@ -362,175 +527,4 @@ fn line_rows(unit: &gimli::Unit<R>) -> Vec<Row> {
     // Stable: rows of one sequence keep their order at equal addresses.
     out.sort_by_key(|r| r.address);
     out
-}
-
-/// Follow abstract origins and specifications to a name and declaration.
-fn resolve_decl(
-    decls: &[(usize, Decl)],
-    global: usize,
-) -> Option<(String, Option<DeclPlace>, bool)> {
-    let mut name = None;
-    let mut file = None;
-    let mut line = None;
-    let mut external = false;
-    let mut cur = Some(global);
-    for _ in 0..8 {
-        let found = cur.and_then(|g| decls.binary_search_by_key(&g, |(o, _)| *o).ok());
-        let Some((_, d)) = found.map(|i| &decls[i]) else {
-            break;
-        };
-        name = name.or_else(|| d.name.clone());
-        if file.is_none() {
-            file = d.file;
-            line = line.or(d.line);
-        }
-        external |= d.external;
-        cur = d.origin;
-    }
-    let decl = file.map(|(u, f)| (u, f, line.unwrap_or(0)));
-    Some((name?, decl, external))
-}
-
-/// The single pass over one unit's DIEs.
-fn scan_unit(
-    loaded: &Loaded,
-    info: &mut UnitInfo,
-    uidx: u32,
-    decls: &mut Vec<(usize, Decl)>,
-    concrete: &mut Vec<Concrete>,
-) -> gimli::Result<()> {
-    let unit = &info.unit;
-    let base = info.start;
-    let global_of = |o: UnitOffset| o.to_debug_info_offset(&unit.header).map(|g| g.0);
-    let to_global = |v: &AttributeValue<R>| match v {
-        AttributeValue::UnitRef(o) => global_of(*o),
-        AttributeValue::DebugInfoRef(o) => Some(o.0),
-        _ => None,
-    };
-    let mut raw = unit.entries_raw(None)?;
-    // Enclosing concrete out-of-line subprograms: (depth, offset).
-    let mut frames: Vec<(isize, UnitOffset)> = Vec::new();
-    while !raw.is_empty() {
-        let depth = raw.next_depth();
-        let offset = raw.next_offset();
-        let Some(abbrev) = raw.read_abbreviation()? else {
-            continue;
-        };
-        let tag = abbrev.tag();
-        if tag == dw::DW_TAG_compile_unit || tag == dw::DW_TAG_partial_unit {
-            for spec in abbrev.attributes() {
-                let attr = raw.read_attribute(*spec)?;
-                if attr.name() == dw::DW_AT_producer {
-                    if let Some(p) = string(loaded, unit, attr.value()) {
-                        info.optimized = producer_optimized(&p);
-                    }
-                }
-            }
-            continue;
-        }
-        if tag != dw::DW_TAG_subprogram && tag != dw::DW_TAG_inlined_subroutine {
-            raw.skip_attributes(abbrev.attributes())?;
-            continue;
-        }
-        while frames.last().is_some_and(|&(d, _)| d >= depth) {
-            frames.pop();
-        }
-        let mut decl = Decl {
-            name: None,
-            origin: None,
-            file: None,
-            line: None,
-            external: false,
-        };
-        let (mut low, mut high, mut entry_pc, mut ranges) = (None, None, None, None);
-        let mut declaration = false;
-        for spec in abbrev.attributes() {
-            let attr = raw.read_attribute(*spec)?;
-            let v = attr.value();
-            match attr.name() {
-                dw::DW_AT_name => decl.name = string(loaded, unit, v),
-                dw::DW_AT_abstract_origin | dw::DW_AT_specification => decl.origin = to_global(&v),
-                dw::DW_AT_decl_file => {
-                    let f = match v {
-                        AttributeValue::FileIndex(f) => Some(f),
-                        ref other => udata(other),
-                    };
-                    decl.file = f.map(|f| (uidx, f));
-                }
-                dw::DW_AT_decl_line => decl.line = udata(&v),
-                dw::DW_AT_external => decl.external = matches!(v, AttributeValue::Flag(true)),
-                dw::DW_AT_declaration => declaration = matches!(v, AttributeValue::Flag(true)),
-                dw::DW_AT_low_pc => low = loaded.dwarf.attr_address(unit, v)?,
-                dw::DW_AT_high_pc => high = Some(v),
-                dw::DW_AT_entry_pc => entry_pc = Some(v),
-                dw::DW_AT_ranges => ranges = Some(v),
-                _ => {}
-            }
-        }
-        let Some(global) = global_of(offset) else {
-            continue;
-        };
-        let _ = base;
-        decls.push((global, decl));
-        if declaration {
-            continue;
-        }
-        // The address ranges of this instance.
-        let mut spans = Vec::new();
-        if let Some(lo) = low {
-            match high.as_ref() {
-                Some(AttributeValue::Addr(hi)) => spans.push((lo, *hi)),
-                Some(h) => {
-                    if let Some(len) = udata(h) {
-                        spans.push((lo, lo + len));
-                    }
-                }
-                None => spans.push((lo, lo + 1)),
-            }
-        }
-        if let Some(Ok(Some(mut iter))) = ranges.map(|r| loaded.dwarf.attr_ranges(unit, r)) {
-            while let Ok(Some(r)) = iter.next() {
-                if r.begin < r.end {
-                    spans.push((r.begin, r.end));
-                }
-            }
-        }
-        // An inlined copy whose code vanished keeps its `DW_AT_entry_pc` and no ranges:
-        // SystemTap still offers it there.
-        let first_lo = spans.first().map(|&(lo, _)| lo);
-        let entry = match entry_pc {
-            Some(AttributeValue::Addr(a)) => Some(a),
-            Some(ref v) => match (udata(v), low) {
-                (Some(off), Some(lo)) => Some(lo + off),
-                _ => loaded.dwarf.attr_address(unit, v.clone())?.or(first_lo),
-            },
-            None => low.or(first_lo),
-        };
-        let Some(entry) = entry else {
-            continue;
-        };
-        let high = spans
-            .iter()
-            .find(|&&(lo, hi)| lo <= entry && entry < hi)
-            .map_or(entry, |&(_, hi)| hi);
-        let inline = tag == dw::DW_TAG_inlined_subroutine;
-        if !inline {
-            frames.push((depth, offset));
-        }
-        let Some(&(_, frame)) = frames.last() else {
-            continue;
-        };
-        concrete.push(Concrete {
-            global,
-            die: FuncDie {
-                unit: uidx,
-                die: offset,
-                frame,
-            },
-            inline,
-            entry,
-            high,
-        });
-    }
-    Ok(())
 }

@@ -2,23 +2,17 @@
 
 use super::{DwarfError, R};
 use gimli::{BaseAddresses, RunTimeEndian};
-use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSection, ObjectSegment};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-/// A function symbol from `.symtab` or `.dynsym`.
-#[derive(Clone, Debug)]
-pub(crate) struct Symbol {
-    pub name: String,
-    pub address: u64,
-    pub size: u64,
-    /// Defined in `.dynsym` with global binding.
-    pub exported: bool,
-}
+pub(crate) use super::symtab::Symbol;
 
 /// Everything read from the file(s); no lifetimes, sections are owned.
 pub(crate) struct Loaded {
-    pub dwarf: gimli::Dwarf<R>,
+    /// Shared with the lazily parsed units of the index.
+    pub dwarf: Arc<gimli::Dwarf<R>>,
     pub eh_frame: Option<(gimli::EhFrame<R>, BaseAddresses)>,
     pub debug_frame: Option<gimli::DebugFrame<R>>,
     eh_fdes: OnceLock<Vec<(u64, u64, usize)>>,
@@ -51,6 +45,65 @@ fn section_reader(file: &object::File<'_>, name: &str, endian: RunTimeEndian) ->
     let data = section.uncompressed_data().ok()?;
     Some(R::new(Arc::from(&*data), endian))
 }
+
+/// Every DWARF section gimli asks for, decompressed on all cores: inflating is most of
+/// the time spent opening a distribution's compressed debug file.
+fn dwarf_sections(file: &object::File<'_>, endian: RunTimeEndian) -> HashMap<&'static str, R> {
+    let mut names: Vec<(&'static str, u64)> = Vec::new();
+    for id in ALL_SECTIONS {
+        if let Some(s) = file.section_by_name(id.name()) {
+            let size = s
+                .compressed_file_range()
+                .map_or(s.size(), |r| r.compressed_size);
+            names.push((id.name(), size));
+        }
+    }
+    // Largest first, each taken by whichever thread is free.
+    names.sort_by_key(|&(_, size)| std::cmp::Reverse(size));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(names.len()));
+    let mut out = HashMap::new();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(name, _)) = names.get(i) else {
+                            break;
+                        };
+                        if let Some(r) = section_reader(file, name, endian) {
+                            mine.push((name, r));
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for w in workers {
+            out.extend(w.join().unwrap_or_default());
+        }
+    });
+    out
+}
+
+/// The sections `gimli::Dwarf::load` reads.
+const ALL_SECTIONS: [gimli::SectionId; 13] = [
+    gimli::SectionId::DebugAbbrev,
+    gimli::SectionId::DebugAddr,
+    gimli::SectionId::DebugAranges,
+    gimli::SectionId::DebugInfo,
+    gimli::SectionId::DebugLine,
+    gimli::SectionId::DebugLineStr,
+    gimli::SectionId::DebugLoc,
+    gimli::SectionId::DebugLocLists,
+    gimli::SectionId::DebugRanges,
+    gimli::SectionId::DebugRngLists,
+    gimli::SectionId::DebugStr,
+    gimli::SectionId::DebugStrOffsets,
+    gimli::SectionId::DebugTypes,
+];
 
 /// Where separate debug info may live, in the order GDB and SystemTap try.
 fn debug_candidates(path: &Path, file: &object::File<'_>) -> Vec<PathBuf> {
@@ -121,8 +174,9 @@ impl Loaded {
         }
 
         let empty = R::new(Arc::from(&[][..]), endian);
+        let mut sections = dwarf_sections(dfile, endian);
         let dwarf = gimli::Dwarf::load(|id| -> Result<R, std::convert::Infallible> {
-            Ok(section_reader(dfile, id.name(), endian).unwrap_or_else(|| empty.clone()))
+            Ok(sections.remove(id.name()).unwrap_or_else(|| empty.clone()))
         })
         .unwrap_or_else(|e| match e {});
 
@@ -152,24 +206,10 @@ impl Loaded {
             })
             .collect();
 
-        let mut symbols = Vec::new();
-        for (table, dynamic) in [(file.symbols(), false), (file.dynamic_symbols(), true)] {
-            for s in table {
-                if s.kind() != SymbolKind::Text || !s.is_definition() || s.address() == 0 {
-                    continue;
-                }
-                let Ok(name) = s.name() else { continue };
-                symbols.push(Symbol {
-                    name: name.to_string(),
-                    address: s.address(),
-                    size: s.size(),
-                    exported: dynamic && s.is_global(),
-                });
-            }
-        }
+        let symbols = super::symtab::read(&data, separate.as_deref());
 
         Ok(Loaded {
-            dwarf,
+            dwarf: Arc::new(dwarf),
             eh_frame,
             debug_frame,
             eh_fdes: OnceLock::new(),

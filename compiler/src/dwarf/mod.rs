@@ -3,6 +3,8 @@
 //! Entry points: [`Binary::open`] (or [`Cache::get`]), then [`Binary::functions`]
 //! for probe sites, [`Binary::variables`] for `-L`, [`Binary::plan`] for `$vars`.
 
+mod cast;
+mod catalog;
 mod elf;
 mod index;
 mod load;
@@ -10,9 +12,13 @@ mod location;
 mod pattern;
 mod plan;
 mod plt;
+mod pretty;
+mod scan;
 mod scope;
 mod sdt;
+mod stl_order;
 mod stmt;
+mod symtab;
 mod types;
 
 #[cfg(test)]
@@ -26,8 +32,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use elf::ElfFacts;
+pub(crate) use index::parallel;
 pub use pattern::{FunctionPattern, LineSpec};
 pub use plt::PltStub;
+pub use pretty::BulkKind;
 pub use sdt::{mark_pp, name_matches as mark_name_matches, Marker};
 pub use stmt::StatementSite;
 
@@ -87,6 +95,11 @@ impl FunctionSite {
         }
     }
 
+    /// The unit of its DIE, if it has one (listing goes unit by unit).
+    pub fn unit(&self) -> Option<u32> {
+        self.die.map(|d| d.unit)
+    }
+
     /// `name` or `name+0x12`: where a probe sits, for messages.
     pub fn label(&self, at: u64) -> String {
         match at.checked_sub(self.entry) {
@@ -130,6 +143,10 @@ pub enum PathBase {
     Var(String),
     /// `$return`.
     Return,
+    /// `@cast(p, "type")`: the object of that type at the script value `p`.
+    Cast(String),
+    /// `@var("name@cu")`: a global or file-static variable.
+    Global { name: String, cu: Option<String> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,7 +212,15 @@ impl Binary {
         &self.path
     }
 
-    /// Built on first use, in one pass over every unit.
+    /// Drop the parsed form of `unit` (kept since a query used it): `-L` over a whole
+    /// library releases each unit once its functions are listed.
+    pub fn release_unit(&mut self, unit: u32) {
+        if let Some(index) = self.index.get_mut() {
+            index.release(unit);
+        }
+    }
+
+    /// The unit table, built on first use; units are read when queries need them.
     fn index(&self) -> &Index {
         self.index.get_or_init(|| Index::build(&self.loaded))
     }
@@ -218,6 +243,29 @@ impl Binary {
         expr: &TargetPath,
     ) -> Result<AccessPlan, TargetError> {
         plan::plan(&self.loaded, self.index(), site, retprobe, expr)
+    }
+
+    /// How to pretty-print `$expr$` (`full` for `$expr$$`) at `site`.
+    pub fn pretty_path(
+        &self,
+        site: &FunctionSite,
+        retprobe: bool,
+        expr: &TargetPath,
+        full: bool,
+    ) -> Result<crate::access::PrettyPlan, TargetError> {
+        pretty::path(&self.loaded, self.index(), site, retprobe, expr, full)
+    }
+
+    /// How to print `$$parms`/`$$locals`/`$$vars`/`$$return` at `site`; `pretty` is
+    /// `Some(deep)` for a `$`/`$$` suffix.
+    pub fn pretty_bulk(
+        &self,
+        site: &FunctionSite,
+        retprobe: bool,
+        kind: BulkKind,
+        pretty: Option<bool>,
+    ) -> Result<crate::access::PrettyPlan, TargetError> {
+        pretty::bulk(&self.loaded, self.index(), site, retprobe, kind, pretty)
     }
 
     /// The return type as SystemTap prints it; `None` for `void` or without DWARF.
@@ -244,6 +292,19 @@ pub struct Cache {
 impl Cache {
     pub fn new() -> Cache {
         Cache::default()
+    }
+
+    /// The binary at `path`, as [`Cache::get`] but mutable.
+    pub fn get_mut(&mut self, path: &Path) -> Result<&mut Binary, DwarfError> {
+        self.get(path)?;
+        let canon = match self.binaries.contains_key(path) {
+            true => path.to_path_buf(),
+            false => std::fs::canonicalize(path)
+                .map_err(|_| DwarfError::NotFound(path.display().to_string()))?,
+        };
+        self.binaries
+            .get_mut(&canon)
+            .ok_or_else(|| DwarfError::NotFound(path.display().to_string()))
     }
 
     /// The binary at `path` (canonicalized), opening it on first use.

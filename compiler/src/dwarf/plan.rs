@@ -22,12 +22,12 @@ fn push_add(ops: &mut Vec<AccessOp>, n: i64) {
     }
 }
 
-fn load_size(size: u64) -> Option<u8> {
+pub(super) fn load_size(size: u64) -> Option<u8> {
     matches!(size, 1 | 2 | 4 | 8).then_some(size as u8)
 }
 
 /// The value held at `place`, `size` bytes wide.
-fn value_of(place: Place, size: u8, signed: bool) -> Vec<AccessOp> {
+pub(super) fn value_of(place: Place, size: u8, signed: bool) -> Vec<AccessOp> {
     match place {
         Place::Memory(mut ops) => {
             ops.push(AccessOp::Load { size, signed });
@@ -59,11 +59,14 @@ fn lookup<'v>(vars: &'v [ScopeVar], name: &str) -> VarLookup<&'v ScopeVar> {
     }
 }
 
-struct Walk<'a> {
-    types: Types<'a>,
+pub(super) struct Walk<'a> {
+    pub types: Types<'a>,
     /// The expression text so far, for messages (`$m->interface`).
-    text: String,
+    pub text: String,
 }
+
+/// A bitfield still to extract: (shift, bits, signed, storage size).
+pub(super) type Bitfield = (u8, u8, bool, u8);
 
 pub(crate) fn plan(
     loaded: &Loaded,
@@ -80,12 +83,7 @@ pub(crate) fn plan(
             site.name
         )));
     };
-    let (place, ty) = match &expr.base {
-        PathBase::Return => return_value(&types, site, fd, retprobe)?,
-        // In a `.return` probe a variable is read at entry, as SystemTap does: the
-        // plan is for the `.function` placement, where the entry program runs.
-        PathBase::Var(name) => variable(loaded, index, site, fd, name)?,
-    };
+    let (place, ty) = base_place(loaded, index, site, fd, retprobe, &expr.base)?;
     let mut w = Walk {
         types,
         text: base_text(expr),
@@ -93,10 +91,38 @@ pub(crate) fn plan(
     w.finish(place, ty, expr)
 }
 
-fn base_text(expr: &TargetPath) -> String {
+/// Where the base of a target expression is, and its type.
+pub(super) fn base_place(
+    loaded: &Loaded,
+    index: &Index,
+    site: &FunctionSite,
+    fd: FuncDie,
+    retprobe: bool,
+    base: &PathBase,
+) -> Result<(Place, Option<TypeRef>), TargetError> {
+    let types = Types { loaded, index };
+    Ok(match base {
+        PathBase::Return => return_value(&types, site, fd, retprobe)?,
+        // In a `.return` probe a variable is read at entry, as SystemTap does: the
+        // plan is for the `.function` placement, where the entry program runs.
+        PathBase::Var(name) => variable(loaded, index, site, fd, name)?,
+        PathBase::Cast(type_name) => {
+            let t = super::cast::find_type(loaded, index, type_name)?;
+            (Place::Memory(vec![AccessOp::Script]), Some(t))
+        }
+        PathBase::Global { name, cu } => {
+            super::cast::find_global(loaded, index, name, cu.as_deref())?
+        }
+    })
+}
+
+pub(super) fn base_text(expr: &TargetPath) -> String {
     match &expr.base {
         PathBase::Return => "$return".into(),
         PathBase::Var(n) => format!("${n}"),
+        PathBase::Cast(t) => format!("@cast(.., \"{t}\")"),
+        PathBase::Global { name, cu: None } => format!("@var(\"{name}\")"),
+        PathBase::Global { name, cu: Some(cu) } => format!("@var(\"{name}@{cu}\")"),
     }
 }
 
@@ -115,7 +141,7 @@ pub(crate) fn return_type(types: &Types<'_>, fd: FuncDie) -> Option<TypeRef> {
     None
 }
 
-fn return_value(
+pub(super) fn return_value(
     types: &Types<'_>,
     site: &FunctionSite,
     fd: FuncDie,
@@ -136,7 +162,7 @@ fn return_value(
     }
 }
 
-fn variable(
+pub(super) fn variable(
     loaded: &Loaded,
     index: &Index,
     site: &FunctionSite,
@@ -185,13 +211,32 @@ impl Walk<'_> {
     /// Apply the chain, then read the final value.
     fn finish(
         &mut self,
+        place: Place,
+        ty: Option<TypeRef>,
+        expr: &TargetPath,
+    ) -> Result<AccessPlan, TargetError> {
+        let (place, ty, bitfield) = self.walk_chain(place, ty, expr)?;
+        self.read(place, ty, bitfield, expr.address_of)
+    }
+
+    /// Apply the chain's members and indexes: where the result is, its type, and a
+    /// bitfield still to extract.
+    pub(super) fn walk_chain(
+        &mut self,
         mut place: Place,
         mut ty: Option<TypeRef>,
         expr: &TargetPath,
-    ) -> Result<AccessPlan, TargetError> {
-        // Pending bitfield: (shift, bits, signed, storage size).
+    ) -> Result<(Place, Option<TypeRef>, Option<Bitfield>), TargetError> {
         let mut bitfield = None;
+        // Dimensions of a multi-dimensional array already indexed.
+        let mut consumed = 0;
         for (i, step) in expr.chain.iter().enumerate() {
+            if consumed > 0 && matches!(step, PathStep::Member(_)) {
+                return Err(TargetError::at(
+                    format!("`{}` is an array row, it has no members", self.text),
+                    i,
+                ));
+            }
             if bitfield.is_some() {
                 return Err(TargetError::at(
                     format!(
@@ -244,14 +289,29 @@ impl Walk<'_> {
                     self.text = format!("{}->{name}", self.text);
                 }
                 PathStep::Index => {
-                    let (ops, elem) = self.element(place, ty, i)?;
+                    let (ops, elem, rest) = self.element(place, ty, consumed, i)?;
                     place = Place::Memory(ops);
-                    ty = elem;
+                    // Inside a multi-dimensional array the type stays the array's.
+                    consumed = rest;
+                    if rest == 0 {
+                        ty = elem;
+                    }
                     self.text = format!("{}[..]", self.text);
                 }
             }
         }
-        if expr.address_of {
+        Ok((place, ty, bitfield))
+    }
+
+    /// The value (or with `address_of`, the address) at `place`.
+    fn read(
+        &mut self,
+        place: Place,
+        ty: Option<TypeRef>,
+        bitfield: Option<Bitfield>,
+        address_of: bool,
+    ) -> Result<AccessPlan, TargetError> {
+        if address_of {
             if bitfield.is_some() {
                 return Err(TargetError::new(format!(
                     "cannot take the address of bitfield `{}`",
@@ -332,12 +392,16 @@ impl Walk<'_> {
                     self.text
                 )));
             }
-            Shape::Float => {
-                return Err(TargetError::new(format!(
-                    "floating-point `{}` (`{c_type}`) is not supported yet",
-                    self.text
-                )));
-            }
+            // As SystemTap reads them: the bits of the value, as a long.
+            Shape::Float => match self.types.byte_size(ty).and_then(load_size) {
+                Some(size @ (4 | 8)) => (value_of(place, size, false), false, false),
+                _ => {
+                    return Err(TargetError::new(format!(
+                        "`{}` has type `{c_type}`, whose size cannot be read as a long",
+                        self.text
+                    )));
+                }
+            },
             Shape::Void | Shape::Other => {
                 return Err(TargetError::new(format!(
                     "`{}` has type `{c_type}`, which cannot be read",
@@ -405,19 +469,28 @@ impl Walk<'_> {
         &self,
         place: Place,
         ty: Option<TypeRef>,
+        consumed: usize,
         step: usize,
-    ) -> Result<(Vec<AccessOp>, Option<TypeRef>), TargetError> {
+    ) -> Result<(Vec<AccessOp>, Option<TypeRef>, usize), TargetError> {
+        // The element size is multiplied by the counts of the dimensions after this one.
+        let mut rows = 1;
+        let mut rest = 0;
         let (mut ops, elem) = match self.types.shape(ty) {
             Shape::Array { elem, .. } => {
-                let t = ty.and_then(|t| self.types.strip(t));
-                if t.is_some_and(|t| self.types.array_dims(t) > 1) {
-                    return Err(TargetError::at(
-                        format!(
-                            "indexing multi-dimensional array `{}` is not supported yet",
-                            self.text
-                        ),
-                        step,
-                    ));
+                if let Some(t) = ty.and_then(|t| self.types.strip(t)) {
+                    let counts = self.types.array_counts(t);
+                    if counts.len() > 1 {
+                        for c in &counts[consumed + 1..] {
+                            let Some(c) = c else {
+                                return Err(TargetError::at(
+                                    format!("`{}` has a dimension of unknown size", self.text),
+                                    step,
+                                ));
+                            };
+                            rows *= c;
+                        }
+                        rest = (consumed + 1) % counts.len();
+                    }
                 }
                 let Place::Memory(ops) = place else {
                     return Err(TargetError::at(
@@ -455,8 +528,8 @@ impl Walk<'_> {
             })?;
         ops.push(AccessOp::AddIndex {
             accessor: step as u32,
-            stride,
+            stride: stride * rows,
         });
-        Ok((ops, elem))
+        Ok((ops, elem, rest))
     }
 }

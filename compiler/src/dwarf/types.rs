@@ -94,10 +94,14 @@ impl Types<'_> {
         match e.tag {
             dw::DW_TAG_pointer_type | dw::DW_TAG_reference_type => Some(8),
             dw::DW_TAG_array_type => {
-                let Shape::Array { elem, count } = self.shape(Some(t)) else {
+                let Shape::Array { elem, .. } = self.shape(Some(t)) else {
                     return None;
                 };
-                Some(self.byte_size(elem)? * count?)
+                let mut size = self.byte_size(elem)?;
+                for c in self.array_counts(t) {
+                    size *= c?;
+                }
+                Some(size)
             }
             _ => None,
         }
@@ -205,21 +209,38 @@ impl Types<'_> {
         None
     }
 
-    /// Whether an array has more than one dimension (its element is then a row).
-    pub fn array_dims(&self, t: TypeRef) -> usize {
+    /// The element count of every dimension of an array, outermost first.
+    pub fn array_counts(&self, t: TypeRef) -> Vec<Option<u64>> {
         let unit = self.unit(t);
         let Ok(mut tree) = unit.entries_tree(Some(t.1)) else {
-            return 0;
+            return Vec::new();
         };
-        let Ok(root) = tree.root() else { return 0 };
+        let Ok(root) = tree.root() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
         let mut children = root.children();
-        let mut n = 0;
         while let Ok(Some(child)) = children.next() {
-            if child.entry().tag == dw::DW_TAG_subrange_type {
-                n += 1;
+            let e = child.entry();
+            if e.tag != dw::DW_TAG_subrange_type {
+                continue;
             }
+            let count = e
+                .attr_value(dw::DW_AT_count)
+                .and_then(|v| udata(&v))
+                .or_else(|| {
+                    let upper = e
+                        .attr_value(dw::DW_AT_upper_bound)
+                        .and_then(|v| udata(&v))?;
+                    let lower = e
+                        .attr_value(dw::DW_AT_lower_bound)
+                        .and_then(|v| udata(&v))
+                        .unwrap_or(0);
+                    Some(upper + 1 - lower)
+                });
+            out.push(count);
         }
-        n
+        out
     }
 
     /// The type name as SystemTap's `dwarf_type_name` spells it.
@@ -333,20 +354,47 @@ impl Types<'_> {
 
     /// Find a member by name, looking through anonymous struct/union members.
     pub fn member(&self, aggregate: TypeRef, name: &str) -> Option<Member> {
+        for (n, m) in self.members(aggregate) {
+            match n {
+                Some(n) if n == name => return Some(m),
+                None => {
+                    // Anonymous struct/union: its members belong to the outer scope.
+                    if let Some(inner) = m.ty.and_then(|t| self.strip(t)) {
+                        if let Some(found) = self.member(inner, name) {
+                            return Some(Member {
+                                bit_offset: found.bit_offset + m.bit_offset,
+                                ..found
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The direct members of a struct or union, in declaration order (anonymous ones
+    /// unnamed). A member whose location cannot be read ends the list.
+    pub fn members(&self, aggregate: TypeRef) -> Vec<(Option<String>, Member)> {
+        let mut out = Vec::new();
         let unit = self.unit(aggregate);
-        let mut tree = unit.entries_tree(Some(aggregate.1)).ok()?;
-        let root = tree.root().ok()?;
+        let Ok(mut tree) = unit.entries_tree(Some(aggregate.1)) else {
+            return out;
+        };
+        let Ok(root) = tree.root() else { return out };
         let mut children = root.children();
         while let Ok(Some(child)) = children.next() {
             let e = child.entry();
-            if e.tag != dw::DW_TAG_member {
+            if e.tag != dw::DW_TAG_member || e.attr_value(dw::DW_AT_declaration).is_some() {
                 continue;
             }
             let ty = self.attr_ref(aggregate.0, e, dw::DW_AT_type);
             let byte_off = match e.attr_value(dw::DW_AT_data_member_location) {
-                None => 0,
-                Some(v) => udata(&v).or_else(|| plus_uconst(unit, &v))?,
+                None => Some(0),
+                Some(v) => udata(&v).or_else(|| plus_uconst(unit, &v)),
             };
+            let Some(byte_off) = byte_off else { break };
             let bit_size = e.attr_value(dw::DW_AT_bit_size).and_then(|v| udata(&v));
             let mut bit_offset = byte_off * 8;
             if let Some(bits) = bit_size {
@@ -360,34 +408,35 @@ impl Types<'_> {
                     let storage = e
                         .attr_value(dw::DW_AT_byte_size)
                         .and_then(|v| udata(&v))
-                        .or_else(|| self.byte_size(ty))?;
+                        .or_else(|| self.byte_size(ty));
+                    let Some(storage) = storage else { break };
                     bit_offset = byte_off * 8 + storage * 8 - b - bits;
                 }
             }
-            match self.name(aggregate, e) {
-                Some(n) if n == name => {
-                    return Some(Member {
-                        ty,
-                        bit_offset,
-                        bit_size,
-                    });
-                }
-                None => {
-                    // Anonymous struct/union: its members belong to the outer scope.
-                    if let Some(m) = ty
-                        .and_then(|t| self.strip(t))
-                        .and_then(|inner| self.member(inner, name))
-                    {
-                        return Some(Member {
-                            bit_offset: m.bit_offset + bit_offset,
-                            ..m
-                        });
-                    }
-                }
-                _ => {}
-            }
+            let name = self.name(aggregate, e);
+            out.push((
+                name,
+                Member {
+                    ty,
+                    bit_offset,
+                    bit_size,
+                },
+            ));
         }
-        None
+        out
+    }
+
+    /// Whether the type (typedefs stripped) is only declared here (`struct foo;`).
+    pub fn is_declaration(&self, t: TypeRef) -> bool {
+        self.entry(t)
+            .is_some_and(|e| e.attr_value(dw::DW_AT_declaration).is_some())
+    }
+
+    /// The DIE name of a type with typedefs and qualifiers stripped (`char` for `const char`).
+    pub fn base_name(&self, t: Option<TypeRef>) -> Option<String> {
+        let t = self.strip(t?)?;
+        let e = self.entry(t)?;
+        self.name(t, &e)
     }
 
     /// Member names in declaration order (anonymous members expanded), for hints.

@@ -24,7 +24,7 @@ impl Checker<'_> {
         sc: &mut Scope,
     ) -> hir::Expr {
         let n = &name.name;
-        if let Some(&f) = self.func_names.get(&(n.clone(), args.len())) {
+        if let Some(f) = self.function_id(n, args.len()) {
             let params: Vec<_> = self.funcs[f.0 as usize]
                 .params
                 .iter()
@@ -56,10 +56,10 @@ impl Checker<'_> {
             );
         }
         if let Some(arity) = self
-            .funcs
-            .iter()
-            .find(|f| f.name == *n)
-            .map(|f| f.params.len())
+            .func_names
+            .get(n)
+            .and_then(|ids| ids.first())
+            .map(|&(a, _)| a)
         {
             self.error(
                 format!(

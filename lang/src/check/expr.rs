@@ -228,13 +228,16 @@ impl Checker<'_> {
     /// An expression whose value is used: statistics are refused here.
     pub(super) fn expr(&mut self, e: &ast::Expr, sc: &mut Scope) -> hir::Expr {
         let h = self.expr_inner(e, sc);
-        if matches!(e.kind, A::Var(_) | A::Index { .. }) {
+        let ty = self.ty_of(&h);
+        // A type already known to be `long` or `string` can never become statistics.
+        let settled = matches!(self.u.get(ty), Some(Type::Long | Type::String));
+        if !settled && matches!(e.kind, A::Var(_) | A::Index { .. }) {
             let what = match &e.kind {
                 A::Var(n) => format!("`{n}`"),
                 A::Index { array, .. } => format!("in `{}`", array.name),
                 _ => String::new(),
             };
-            self.no_stats.push((self.ty_of(&h), e.span, what));
+            self.no_stats.push((ty, e.span, what));
         }
         h
     }

@@ -14,7 +14,8 @@ use crate::ast;
 use crate::diag::Diagnostic;
 use crate::hir::{self, GlobalId, LocalId, Type};
 use crate::span::{SourceMap, Span};
-use std::collections::HashMap;
+// Names are short and trusted: FxHash is much cheaper than SipHash here.
+use rustc_hash::FxHashMap as HashMap;
 use unify::{TyVar, Unify};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +95,7 @@ impl Scope {
     fn new(ctx: Ctx) -> Scope {
         Scope {
             locals: Vec::new(),
-            names: HashMap::new(),
+            names: HashMap::default(),
             ctx,
             loops: 0,
             iterating: Vec::new(),
@@ -110,7 +111,8 @@ struct Checker<'a> {
     globals: Vec<GlobalInfo>,
     global_names: HashMap<String, GlobalId>,
     funcs: Vec<FuncInfo>,
-    func_names: HashMap<(String, usize), hir::FuncId>,
+    /// Functions by name: each arity and its id, in declaration order.
+    func_names: HashMap<String, Vec<(usize, hir::FuncId)>>,
     aliases: Vec<&'a ast::AliasDecl>,
     expr_tys: Vec<TyVar>,
     /// Uses where statistics are not allowed: checked once types are known.
@@ -130,9 +132,9 @@ pub fn check(script: &ast::Script, sources: &SourceMap) -> (Option<hir::Program>
         diags: Vec::new(),
         u,
         globals: Vec::new(),
-        global_names: HashMap::new(),
+        global_names: HashMap::default(),
         funcs: Vec::new(),
-        func_names: HashMap::new(),
+        func_names: HashMap::default(),
         aliases: Vec::new(),
         expr_tys: Vec::new(),
         no_stats: Vec::new(),
@@ -260,8 +262,7 @@ impl<'a> Checker<'a> {
     }
 
     fn declare_function(&mut self, f: &ast::FunctionDecl) {
-        let key = (f.name.name.clone(), f.params.len());
-        if let Some(&prev) = self.func_names.get(&key) {
+        if let Some(prev) = self.function_id(&f.name.name, f.params.len()) {
             let prev_span = self.funcs[prev.0 as usize].span;
             self.diags.push(
                 Diagnostic::error(
@@ -305,7 +306,12 @@ impl<'a> Checker<'a> {
             None => self.u.fresh(),
         };
         let id = hir::FuncId(self.funcs.len() as u32);
-        self.func_names.entry(key).or_insert(id);
+        if self.function_id(&f.name.name, f.params.len()).is_none() {
+            self.func_names
+                .entry(f.name.name.clone())
+                .or_default()
+                .push((f.params.len(), id));
+        }
         self.funcs.push(FuncInfo {
             name: f.name.name.clone(),
             called: false,
@@ -339,6 +345,12 @@ impl<'a> Checker<'a> {
             span: f.span,
         };
         Some((func, scope))
+    }
+
+    /// The function `name` taking `arity` arguments.
+    fn function_id(&self, name: &str, arity: usize) -> Option<hir::FuncId> {
+        let ids = self.func_names.get(name)?;
+        ids.iter().find(|(a, _)| *a == arity).map(|&(_, id)| id)
     }
 
     /// A new expression id whose type is `ty`.

@@ -1,11 +1,12 @@
 //! pest pairs → AST: expressions (precedence by a Pratt parser) and `foreach` heads.
 
-use super::{pratt, Builder, Rule, Val, R};
+use super::{kids, Builder, Rule, Val, R};
 use crate::ast::*;
 use crate::diag::Diagnostic;
 use crate::preproc::MAX_NESTING;
 use crate::span::Span;
-use pest::iterators::Pair;
+use pest::iterators::{Pair, Pairs};
+use std::iter::Peekable;
 
 fn err<T>(msg: impl Into<String>, span: Span) -> R<T> {
     Err(Diagnostic::error(msg, span))
@@ -36,7 +37,7 @@ impl Builder<'_> {
             agg,
             span,
         };
-        for x in head.into_inner() {
+        for x in kids(head) {
             match x.as_rule() {
                 Rule::foreach_value => {
                     let mut it = x.into_inner();
@@ -58,6 +59,12 @@ impl Builder<'_> {
                     }
                 }
                 Rule::ident => f.array = self.ident(x)?,
+                Rule::hist_log | Rule::hist_linear => {
+                    return err(
+                        "`foreach` over histogram buckets is not supported yet",
+                        self.sp(&x),
+                    )
+                }
                 Rule::foreach_slice => {
                     let keys = x.into_inner().map(|k| self.key(k)).collect::<R<Vec<_>>>()?;
                     f.slice = Some(keys.into_iter().map(|(k, _)| k).collect());
@@ -74,7 +81,7 @@ impl Builder<'_> {
                     }
                     marks.push(mark(sign.expect("sort sign"), SortOn::Value, agg, span));
                 }
-                _ => f.limit = Some(self.expr(x.into_inner().next().expect("limit"))?),
+                _ => f.limit = Some(self.expr(kids(x).next().expect("limit"))?),
             }
         }
         if f.keys.len() > 9 {
@@ -90,11 +97,10 @@ impl Builder<'_> {
 
     /// An index key: an expression or `*`.
     fn key(&self, p: Pair<Rule>) -> R<(Option<Expr>, usize)> {
-        let inner = p.into_inner().next().expect("key");
-        if inner.as_rule() == Rule::star {
+        if p.as_rule() == Rule::star {
             return Ok((None, 0));
         }
-        let (e, d) = self.expr_d(inner)?;
+        let (e, d) = self.expr_d(p)?;
         Ok((Some(e), d))
     }
 
@@ -115,12 +121,36 @@ impl Builder<'_> {
     }
 
     fn pratt_expr(&self, p: Pair<Rule>) -> R<Val> {
-        pratt()
-            .map_primary(|x| self.primary(x))
-            .map_prefix(|op, rhs| self.prefix(op, rhs?))
-            .map_postfix(|lhs, op| self.postfix(lhs?, op))
-            .map_infix(|lhs, op, rhs| self.infix(lhs?, op, rhs?))
-            .parse(p.into_inner())
+        self.climb(&mut p.into_inner().peekable(), 0)
+    }
+
+    /// Precedence climbing over the flat operand/operator list of an `expr` pair:
+    /// operators bind while their power is above `min`.
+    fn climb(&self, it: &mut Peekable<Pairs<Rule>>, min: u8) -> R<Val> {
+        let first = it.next().expect("operand");
+        let mut lhs = if first.as_rule() == Rule::prefix_op {
+            let rhs = self.climb(it, prefix_power(first.as_str()))?;
+            self.prefix(first, rhs)?
+        } else if let Some(args) = it.next_if(|p| p.as_rule() == Rule::call_args) {
+            self.call(first, args)?
+        } else {
+            self.primary(first)?
+        };
+        while let Some(op) = it.peek() {
+            let (power, kind) = op_power(op);
+            if power <= min {
+                break;
+            }
+            let op = it.next().expect("operator");
+            lhs = match kind {
+                Fix::Postfix => self.postfix(lhs, op)?,
+                Fix::Left | Fix::Right => {
+                    let rhs = self.climb(it, power - u8::from(kind == Fix::Right))?;
+                    self.infix(lhs, op, rhs)?
+                }
+            };
+        }
+        Ok(lhs)
     }
 
     fn mk(&self, kind: ExprKind, span: Span, depth: usize) -> R<Val> {
@@ -136,7 +166,8 @@ impl Builder<'_> {
         Ok(Val::E(Expr { kind, span }, depth))
     }
 
-    fn plain(&self, v: Val, what: &str) -> R<(Expr, usize)> {
+    /// `what` names the operator for the error; it is only formatted when needed.
+    fn plain(&self, v: Val, what: impl std::fmt::Display) -> R<(Expr, usize)> {
         match v {
             Val::E(e, d) => Ok((e, d)),
             Val::Tuple(_, s, _) => err(
@@ -168,7 +199,7 @@ impl Builder<'_> {
             Rule::paren => return self.pratt_expr(p.into_inner().next().expect("inner")),
             Rule::number => (ExprKind::Long(self.number(&p)?), 0),
             Rule::string => (ExprKind::Str(self.string(p)?), 0),
-            Rule::ident => (ExprKind::Var(p.as_str().to_string()), 0),
+            Rule::ident => (ExprKind::Var(self.ident(p)?.name), 0),
             Rule::key_tuple => {
                 let mut keys = Vec::new();
                 let mut depth = 0;
@@ -178,17 +209,6 @@ impl Builder<'_> {
                     keys.push(e);
                 }
                 return Ok(Val::Tuple(keys, span, depth));
-            }
-            Rule::call => {
-                let mut it = p.into_inner();
-                let name = self.ident(it.next().expect("name"))?;
-                match it.next() {
-                    Some(args) => {
-                        let (args, d) = self.args(args.into_inner())?;
-                        (ExprKind::Call { name, args }, d + 1)
-                    }
-                    None => (ExprKind::Var(name.name), 0),
-                }
             }
             Rule::stat_call => {
                 let mut it = p.into_inner();
@@ -255,20 +275,19 @@ impl Builder<'_> {
                 (target(TargetBase::AtVar { name, module }), 0)
             }
             Rule::target => {
-                let mut it = p.into_inner();
-                let b = it.next().expect("base");
-                let base = match b.as_rule() {
-                    Rule::bulk_name => TargetBase::Bulk(match &b.as_str()[2..] {
+                let (name, pr) = split_pretty(p.as_str());
+                let base = match name.strip_prefix("$$") {
+                    Some(bulk) => TargetBase::Bulk(match bulk {
                         "parms" => Bulk::Parms,
                         "locals" => Bulk::Locals,
                         "vars" => Bulk::Vars,
                         _ => Bulk::Return,
                     }),
-                    _ => TargetBase::Var(b.as_str()[1..].to_string()),
+                    None => TargetBase::Var(name[1..].to_string()),
                 };
                 let mut k = target(base);
-                if let (ExprKind::Target(t), Some(pr)) = (&mut k, it.next()) {
-                    t.pretty = Some(pretty(pr.as_str()));
+                if let ExprKind::Target(t) = &mut k {
+                    t.pretty = pr;
                 }
                 (k, 0)
             }
@@ -277,12 +296,20 @@ impl Builder<'_> {
         self.mk(kind, span, depth)
     }
 
+    /// `name(args)`.
+    fn call(&self, name: Pair<Rule>, args: Pair<Rule>) -> R<Val> {
+        let span = self.sp(&name).to(self.sp(&args));
+        let name = self.ident(name)?;
+        let (args, d) = self.args(args.into_inner())?;
+        self.mk(ExprKind::Call { name, args }, span, d + 1)
+    }
+
     fn prefix(&self, op: Pair<Rule>, rhs: Val) -> R<Val> {
-        let (e, d) = self.plain(rhs, &format!("`{}`", op.as_str()))?;
+        let (e, d) = self.plain(rhs, format_args!("`{}`", op.as_str()))?;
         let span = self.sp(&op).to(e.span);
         let kind =
-            match op.as_rule() {
-                Rule::addr_op => match e.kind {
+            match op.as_str() {
+                "&" => match e.kind {
                     ExprKind::Target(mut t) if !t.address_of && t.pretty.is_none() => {
                         t.address_of = true;
                         ExprKind::Target(t)
@@ -292,7 +319,7 @@ impl Builder<'_> {
                         span,
                     ),
                 },
-                Rule::incdec_pre => {
+                "++" | "--" => {
                     lvalue(&e, op.as_str())?;
                     ExprKind::IncDec {
                         target: Box::new(e),
@@ -316,7 +343,7 @@ impl Builder<'_> {
     fn postfix(&self, lhs: Val, op: Pair<Rule>) -> R<Val> {
         let op_span = self.sp(&op);
         if op.as_rule() == Rule::in_op {
-            let array = self.ident(op.into_inner().next().expect("array"))?;
+            let array = self.ident(kids(op).next().expect("array"))?;
             let (keys, bracketed, span, d) = match lhs {
                 Val::Tuple(keys, s, d) => (keys, true, s, d),
                 Val::E(e, d) => {
@@ -350,9 +377,8 @@ impl Builder<'_> {
             }
             Rule::member_op => {
                 let name_pair = op.into_inner().next().expect("member");
-                let mut parts = name_pair.into_inner();
-                let name = parts.next().expect("name").as_str().to_string();
-                let pr = parts.next().map(|x| pretty(x.as_str()));
+                let (name, pr) = split_pretty(name_pair.as_str());
+                let name = name.to_string();
                 match e.kind {
                     ExprKind::Target(mut t) if t.pretty.is_none() && !t.address_of => {
                         t.chain.push(Accessor::Member { name, span: op_span });
@@ -400,6 +426,12 @@ impl Builder<'_> {
                         });
                         ExprKind::Target(t)
                     }
+                    ExprKind::Hist { .. } => {
+                        return err(
+                            "indexing a histogram bucket (`@hist_*(s)[N]`) is not supported yet",
+                            span,
+                        )
+                    }
                     _ => return err("only arrays and target expressions can be indexed", span),
                 };
                 return self.mk(kind, span, depth + 1);
@@ -409,9 +441,8 @@ impl Builder<'_> {
     }
 
     fn infix(&self, lhs: Val, op: Pair<Rule>, rhs: Val) -> R<Val> {
-        let text = op.as_str().trim().to_string();
-        let rule = op.as_rule();
-        if rule == Rule::ternary_op {
+        let text = op.as_str();
+        if op.as_rule() == Rule::ternary_op {
             let (c, dc) = self.plain(lhs, "`?`")?;
             let (t, dt) = self.expr_d(op.into_inner().next().expect("then"))?;
             let (e, de) = self.plain(rhs, "`:`")?;
@@ -424,26 +455,25 @@ impl Builder<'_> {
             };
             return self.mk(kind, span, d);
         }
-        let what = format!("`{text}`");
-        let (l, dl) = self.plain(lhs, &what)?;
-        let (r, dr) = self.plain(rhs, &what)?;
+        let (l, dl) = self.plain(lhs, format_args!("`{text}`"))?;
+        let (r, dr) = self.plain(rhs, format_args!("`{text}`"))?;
         let span = l.span.to(r.span);
         let d = dl.max(dr) + 1;
-        let kind = match rule {
-            Rule::assign_op => {
-                let op = match text.as_str() {
+        let kind = match op_power(&op).0 {
+            ASSIGN => {
+                let op = match text {
                     "=" => AssignOp::Set,
                     "<<<" => AssignOp::Aggregate,
                     t => AssignOp::Op(binary_op(&t[..t.len() - 1])),
                 };
-                lvalue(&l, &text)?;
+                lvalue(&l, text)?;
                 ExprKind::Assign {
                     op,
                     target: Box::new(l),
                     value: Box::new(r),
                 }
             }
-            Rule::cmp_op if text == "=~" || text == "!~" => match r.kind {
+            _ if text == "=~" || text == "!~" => match r.kind {
                 ExprKind::Str(pattern) => ExprKind::Regex {
                     subject: Box::new(l),
                     pattern,
@@ -457,7 +487,7 @@ impl Builder<'_> {
                 }
             },
             _ => ExprKind::Binary {
-                op: binary_op(&text),
+                op: binary_op(text),
                 lhs: Box::new(l),
                 rhs: Box::new(r),
             },
@@ -475,11 +505,57 @@ fn target(base: TargetBase) -> ExprKind {
     })
 }
 
-fn pretty(s: &str) -> Pretty {
-    if s == "$$" {
-        Pretty::Deep
+/// `name$` / `name$$`: the name and its pretty-printing suffix.
+fn split_pretty(s: &str) -> (&str, Option<Pretty>) {
+    let name = s.trim_end_matches('$');
+    let pretty = match s.len() - name.len() {
+        0 => None,
+        1 => Some(Pretty::Shallow),
+        _ => Some(Pretty::Deep),
+    };
+    (name, pretty)
+}
+
+/// Binding power of assignments, the loosest operators.
+const ASSIGN: u8 = 1;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fix {
+    Left,
+    Right,
+    Postfix,
+}
+
+/// SystemTap's precedence table, loosest first: assignment, `?:`, `||`, `&&`, `|`, `^`, `&`,
+/// `in`, comparisons, shifts, `.`, `+ -`, `* / %`, unary, `++ --`, then `->` and `[]`.
+fn op_power(op: &Pair<Rule>) -> (u8, Fix) {
+    match op.as_rule() {
+        Rule::ternary_op => (2, Fix::Right),
+        Rule::in_op => (8, Fix::Postfix),
+        Rule::incdec_post => (15, Fix::Postfix),
+        Rule::member_op | Rule::index_op => (16, Fix::Postfix),
+        _ => match op.as_str() {
+            "||" => (3, Fix::Left),
+            "&&" => (4, Fix::Left),
+            "|" => (5, Fix::Left),
+            "^" => (6, Fix::Left),
+            "&" => (7, Fix::Left),
+            "==" | "!=" | "=~" | "!~" | "<" | "<=" | ">" | ">=" => (9, Fix::Left),
+            "<<" | ">>" | ">>>" => (10, Fix::Left),
+            "." => (11, Fix::Left),
+            "+" | "-" => (12, Fix::Left),
+            "*" | "/" | "%" => (13, Fix::Left),
+            _ => (ASSIGN, Fix::Right),
+        },
+    }
+}
+
+/// Binding power of a prefix operator's operand.
+fn prefix_power(op: &str) -> u8 {
+    if op == "++" || op == "--" {
+        15
     } else {
-        Pretty::Shallow
+        14
     }
 }
 

@@ -7,10 +7,9 @@ use crate::diag::Diagnostic;
 use crate::preproc::{Expanded, MAX_NESTING};
 use crate::span::Span;
 use pest::iterators::{Pair, Pairs};
-use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
 use std::cell::Cell;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "src/grammar.pest"]
@@ -48,21 +47,18 @@ fn rule_words(r: Rule) -> Option<&'static str> {
     use Rule::*;
     Some(match r {
         EOI => "end of input",
-        ident | raw_ident => "an identifier",
+        ident => "an identifier",
         number | neg_number => "a number",
-        string | string_lit => "a string",
+        string => "a string",
         literal => "a literal",
-        expr | paren | key_tuple | call | call_args | target | bulk_name | var_name | stat_call
-        | hist_log | hist_linear | entry_call | defined_call | cast_call | var_call | stat_name
-        | key => "an expression",
-        unary_op | incdec_pre | addr_op => "an expression",
-        assign_op | ternary_op | shift_op | cmp_op | or_op | and_op | bitor_op | xor_op
-        | bitand_op | concat_op | add_op | mul_op | incdec_post | in_op => "an operator",
-        member_op | index_op => "an operator",
+        expr | paren | key_tuple | target | stat_call | hist_log | hist_linear | entry_call
+        | defined_call | cast_call | var_call | stat_name | prefix_op => "an expression",
+        infix_op | ternary_op | incdec_post | in_op | member_op | index_op => "an operator",
+        kw_else => "`else`",
+        kw_in => "`in`",
+        kw_limit => "`limit`",
         empty_stmt | if_stmt | while_stmt | for_stmt | foreach_stmt | break_stmt
-        | continue_stmt | next_stmt | return_stmt | delete_stmt | try_stmt | expr_stmt => {
-            "a statement"
-        }
+        | continue_stmt | next_stmt | return_stmt | delete_stmt | try_stmt => "a statement",
         probe_point | component | component_name => "a probe point",
         type_ann => "a type annotation `:long` or `:string`",
         param => "a parameter name",
@@ -80,18 +76,30 @@ fn rule_words(r: Rule) -> Option<&'static str> {
 
 fn syntax_error(exp: &Expanded, e: &pest::error::Error<Rule>) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
-    let (start, end) = match e.location {
-        InputLocation::Pos(p) => (p, p),
-        InputLocation::Span(s) => s,
+    let rule_pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
     };
-    // Point at the offending token (a zero-width caret is hard to see).
+    // pest places the error at the last failed rule; plain tokens may have been tried further on.
+    // Those inside atomic rules (a brace list, say) can sit on whitespace: ignore them.
     let text = &exp.text;
-    let tok_end = text[start..]
-        .char_indices()
-        .find(|&(i, c)| c.is_whitespace() || (i > 0 && !(c.is_alphanumeric() || c == '_')))
-        .map_or(text.len(), |(i, _)| start + i)
-        .max(end)
-        .max((start + text[start..].chars().next().map_or(0, char::len_utf8)).min(text.len()));
+    let attempts = e.parse_attempts();
+    let start = attempts
+        .as_ref()
+        .map(|a| a.max_position)
+        .filter(|&p| p > rule_pos && !text[p..].starts_with(char::is_whitespace))
+        .unwrap_or(rule_pos);
+    // Point at the offending token (a zero-width caret is hard to see).
+    // A word, or else a single character.
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let first_len = text[start..].chars().next().map_or(0, char::len_utf8);
+    let tok_end = if text[start..].starts_with(word) {
+        text[start..]
+            .find(|c: char| !word(c))
+            .map_or(text.len(), |i| start + i)
+    } else {
+        start + first_len
+    };
     let span = exp.span(start, tok_end);
     let mut words: Vec<String> = Vec::new();
     let mut push = |w: String| {
@@ -99,18 +107,32 @@ fn syntax_error(exp: &Expanded, e: &pest::error::Error<Rule>) -> Diagnostic {
             words.push(w);
         }
     };
-    if let Some(attempts) = e.parse_attempts() {
-        for t in attempts.expected_tokens() {
-            let s = t.to_string();
-            if !s.trim().is_empty() && !s.starts_with('/') && !s.starts_with('#') {
+    if let Some(attempts) = attempts.as_ref().filter(|a| a.max_position == start) {
+        let tokens: Vec<String> = attempts
+            .expected_tokens()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        // `->` is only tried by the postfix guard, right after an operand.
+        let after_operand = tokens.iter().any(|t| t == "->");
+        for s in tokens {
+            let postfix = ["++", "--", "->", "[", "in"].contains(&s.as_str());
+            if after_operand && postfix {
+                push("an operator".to_string());
+            } else if !s.trim().is_empty() && !s.starts_with('/') && !s.starts_with('#') {
                 push(format!("`{s}`"));
             }
         }
     }
+    // A `(` that would only have made the name before it a call is noise.
+    let mut after_name = false;
     if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
-        for r in positives {
-            if let Some(w) = rule_words(*r) {
-                push(w.to_string());
+        after_name = positives.contains(&Rule::call_args);
+        if rule_pos == start {
+            for r in positives {
+                if let Some(w) = rule_words(*r) {
+                    push(w.to_string());
+                }
             }
         }
     }
@@ -118,6 +140,8 @@ fn syntax_error(exp: &Expanded, e: &pest::error::Error<Rule>) -> Diagnostic {
     let has = |w: &str, words: &[String]| words.iter().any(|x| x == w);
     let expr = has("an expression", &words);
     let op = has("an operator", &words);
+    let literal = has("a literal", &words);
+    let sort = has("a sort mark `+` or `-`", &words);
     words.retain(|w| {
         let Some(tok) = w.strip_prefix('`').and_then(|t| t.strip_suffix('`')) else {
             return !(expr && ["an identifier", "a number", "a string"].contains(&w.as_str()));
@@ -130,7 +154,15 @@ fn syntax_error(exp: &Expanded, e: &pest::error::Error<Rule>) -> Diagnostic {
             .contains(&tok);
         // `(` after a name would make a call: noise next to "an operator".
         let is_op = OPERATORS.contains(&tok) || ["in", "->", "[", "?", "("].contains(&tok);
-        !(range || tok == "_" || (expr && starts_expr) || (op && is_op))
+        let starts_literal = ["\"", "-"].contains(&tok);
+        let sign = ["+", "-"].contains(&tok);
+        !(range
+            || tok == "_"
+            || (after_name && tok == "(")
+            || (expr && starts_expr)
+            || (op && is_op)
+            || (literal && starts_literal)
+            || (sort && sign))
     });
     // At the end of input, what is missing is a closing bracket.
     if start >= text.len() {
@@ -157,10 +189,32 @@ fn syntax_error(exp: &Expanded, e: &pest::error::Error<Rule>) -> Diagnostic {
     Diagnostic::error(msg, span)
 }
 
-const KEYWORDS: &[&str] = &[
-    "probe", "global", "private", "function", "if", "else", "foreach", "for", "in", "limit",
-    "return", "delete", "while", "break", "continue", "next", "string", "long", "try", "catch",
-];
+/// Reserved words (a `match` compiles to a length switch, cheaper than scanning a list).
+fn is_keyword(name: &str) -> bool {
+    matches!(
+        name,
+        "probe"
+            | "global"
+            | "private"
+            | "function"
+            | "if"
+            | "else"
+            | "foreach"
+            | "for"
+            | "in"
+            | "limit"
+            | "return"
+            | "delete"
+            | "while"
+            | "break"
+            | "continue"
+            | "next"
+            | "string"
+            | "long"
+            | "try"
+            | "catch"
+    )
+}
 
 const OPERATORS: &[&str] = &[
     "!=", "!~", "%", "%=", "&", "&&", "&=", "*", "*=", "+", "++", "+=", "-", "--", "-=", ".", ".=",
@@ -194,11 +248,35 @@ pub fn parse_number(text: &str) -> Result<i64, String> {
         .map_err(|_| format!("number `{text}` does not fit in 64 bits"))
 }
 
+/// Byte ranges of the literal bodies (between the quotes) in a glued string token.
+fn literal_bodies(t: &str) -> Vec<(usize, usize)> {
+    let b = t.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        out.push((start, i.min(b.len())));
+        i += 1;
+    }
+    out
+}
+
 /// Decodes the body of a string literal (without quotes).
 pub fn unescape(body: &str) -> Result<String, String> {
     let mut out = String::with_capacity(body.len());
     let mut chars = body.chars().peekable();
     while let Some(c) = chars.next() {
+        if c == '\0' {
+            return Err("a NUL byte cannot appear in a string".to_string());
+        }
         if c != '\\' {
             out.push(c);
             continue;
@@ -245,6 +323,7 @@ pub fn unescape(body: &str) -> Result<String, String> {
                 }
                 v
             }
+            '\0' => 0,
             other => {
                 out.push(other);
                 continue;
@@ -276,27 +355,29 @@ enum Val {
     Tuple(Vec<Option<Expr>>, Span, usize),
 }
 
-fn pratt() -> &'static PrattParser<Rule> {
-    static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
-    P.get_or_init(|| {
-        PrattParser::new()
-            .op(Op::infix(Rule::assign_op, Assoc::Right))
-            .op(Op::infix(Rule::ternary_op, Assoc::Right))
-            .op(Op::infix(Rule::or_op, Assoc::Left))
-            .op(Op::infix(Rule::and_op, Assoc::Left))
-            .op(Op::infix(Rule::bitor_op, Assoc::Left))
-            .op(Op::infix(Rule::xor_op, Assoc::Left))
-            .op(Op::infix(Rule::bitand_op, Assoc::Left))
-            .op(Op::postfix(Rule::in_op))
-            .op(Op::infix(Rule::cmp_op, Assoc::Left))
-            .op(Op::infix(Rule::shift_op, Assoc::Left))
-            .op(Op::infix(Rule::concat_op, Assoc::Left))
-            .op(Op::infix(Rule::add_op, Assoc::Left))
-            .op(Op::infix(Rule::mul_op, Assoc::Left))
-            .op(Op::prefix(Rule::unary_op) | Op::prefix(Rule::addr_op))
-            .op(Op::prefix(Rule::incdec_pre) | Op::postfix(Rule::incdec_post))
-            .op(Op::postfix(Rule::member_op) | Op::postfix(Rule::index_op))
-    })
+/// Keyword pairs only mark where a word ended; the builder skips them.
+fn is_kw(r: Rule) -> bool {
+    use Rule::*;
+    matches!(
+        r,
+        kw_private
+            | kw_global
+            | kw_function
+            | kw_probe
+            | kw_else
+            | kw_in
+            | kw_limit
+            | kw_return
+            | kw_delete
+            | kw_break
+            | kw_continue
+            | kw_next
+    )
+}
+
+/// The children of a pair, without keyword pairs.
+fn kids(p: Pair<Rule>) -> impl Iterator<Item = Pair<Rule>> {
+    p.into_inner().filter(|x| !is_kw(x.as_rule()))
 }
 
 impl Builder<'_> {
@@ -309,7 +390,7 @@ impl Builder<'_> {
 
     fn ident(&self, p: Pair<Rule>) -> R<Ident> {
         let name = p.as_str();
-        if KEYWORDS.contains(&name) {
+        if is_keyword(name) {
             return Err(Diagnostic::error(
                 format!("expected a name, found keyword `{name}`"),
                 self.sp(&p),
@@ -339,9 +420,13 @@ impl Builder<'_> {
         let mut private = false;
         let mut vars = Vec::new();
         for v in p.into_inner() {
-            if v.as_rule() == Rule::kw_private {
-                private = true;
-                continue;
+            match v.as_rule() {
+                Rule::global_var => {}
+                Rule::kw_private => {
+                    private = true;
+                    continue;
+                }
+                _ => continue,
             }
             let vspan = self.sp(&v);
             let mut it = v.into_inner();
@@ -380,13 +465,16 @@ impl Builder<'_> {
         parse_number(p.as_str()).map_err(|m| Diagnostic::error(m, self.sp(p)))
     }
 
+    /// The value of a string token: glued literals, with the gaps between them skipped.
     fn string(&self, p: Pair<Rule>) -> R<String> {
+        let base = p.as_span().start();
+        let t = p.as_str();
         let mut s = String::new();
-        for lit in p.into_inner() {
-            let t = lit.as_str();
-            s.push_str(
-                &unescape(&t[1..t.len() - 1]).map_err(|m| Diagnostic::error(m, self.sp(&lit)))?,
-            );
+        for (start, end) in literal_bodies(t) {
+            let body = unescape(&t[start..end]).map_err(|m| {
+                Diagnostic::error(m, self.exp.span(base + start - 1, base + end + 1))
+            })?;
+            s.push_str(&body);
         }
         Ok(s)
     }
@@ -425,8 +513,18 @@ impl Builder<'_> {
         for x in p.into_inner() {
             match x.as_rule() {
                 Rule::kw_private => private = true,
+                Rule::kw_function => {}
                 Rule::ident => name = Some(self.ident(x)?),
                 Rule::type_ann => ret = Some(self.type_ann(x)),
+                Rule::fn_priority => {
+                    return Err(Diagnostic::error(
+                        format!(
+                            "function priorities (`{}`) are not supported yet",
+                            x.as_str().trim()
+                        ),
+                        self.sp(&x),
+                    ))
+                }
                 Rule::param => {
                     let pspan = self.sp(&x);
                     let mut it = x.into_inner();
@@ -488,6 +586,7 @@ impl Builder<'_> {
         let mut body = None;
         for x in p.into_inner() {
             match x.as_rule() {
+                Rule::kw_probe => {}
                 Rule::probe_point => points.push(self.probe_point(x)?),
                 Rule::alias_op => {
                     let name = points.pop().expect("alias name");
@@ -559,10 +658,16 @@ impl Builder<'_> {
                 span,
             });
         }
-        let mut it = p.into_inner();
+        // An expression statement is its expression: `expr_stmt` is silent to save a pair.
+        if rule == Rule::expr {
+            return Ok(Stmt {
+                kind: StmtKind::Expr(self.expr(p)?),
+                span,
+            });
+        }
+        let mut it = kids(p);
         let kind = match rule {
             Rule::empty_stmt => StmtKind::Empty,
-            Rule::expr_stmt => StmtKind::Expr(self.expr(it.next().expect("expr"))?),
             Rule::if_stmt => {
                 let cond = self.expr(it.next().expect("cond"))?;
                 let then = self.sub_stmt(it.next().expect("then"))?;
@@ -577,10 +682,10 @@ impl Builder<'_> {
                 }
             }
             Rule::for_stmt => {
-                let mut part = || -> R<Option<Expr>> {
+                let mut part = || -> R<Option<Box<Expr>>> {
                     it.next()
                         .and_then(|p| p.into_inner().next())
-                        .map(|e| self.expr(e))
+                        .map(|e| self.expr(e).map(Box::new))
                         .transpose()
                 };
                 let (init, cond, step) = (part()?, part()?, part()?);

@@ -8,11 +8,17 @@ use crate::span::{FileId, Span};
 use std::collections::HashMap;
 
 mod cond;
+mod lex;
+
+use lex::{blank_comments, lex, Tok, Token};
 
 pub use cond::glob_match;
 
 /// Deepest bracket nesting accepted; deeper input is an error, not a stack overflow.
 pub const MAX_NESTING: usize = 500;
+
+/// How much macro expansion may add to a script, in bytes.
+const MAX_EXPANSION: usize = 1 << 20;
 
 /// What the preprocessor assumes about the session when evaluating `%( %)` conditions.
 const ARCH: &str = std::env::consts::ARCH;
@@ -45,36 +51,6 @@ const AT_UNSUPPORTED: &[&str] = &[
     "choose_defined",
     "this",
 ];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tok {
-    Ident,
-    Number,
-    Str,
-    /// `$1`
-    ArgRaw(usize),
-    /// `@1`
-    ArgStr(usize),
-    /// `$#`, `@#`
-    ArgCount,
-    /// `@name`
-    At,
-    CondOpen,
-    CondThen,
-    CondElse,
-    CondClose,
-    EmbeddedC,
-    Punct(u8),
-    /// `$name`, `$$name`.
-    Dollar,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Token {
-    kind: Tok,
-    start: usize,
-    end: usize,
-}
 
 /// Preprocessed text and the way back to the original offsets.
 pub struct Expanded {
@@ -114,132 +90,6 @@ impl Expanded {
     }
 }
 
-fn lex(text: &str) -> Vec<Token> {
-    let b = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let word = |mut j: usize| {
-        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
-            j += 1;
-        }
-        j
-    };
-    while i < b.len() {
-        let c = b[i];
-        let start = i;
-        let kind = match c {
-            b' ' | b'\t' | b'\r' | b'\n' | 0x0c => {
-                i += 1;
-                continue;
-            }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i = text[i + 2..].find("*/").map_or(b.len(), |p| i + 2 + p + 2);
-                continue;
-            }
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
-                    i += if b[i] == b'\\' && i + 1 < b.len() {
-                        2
-                    } else {
-                        1
-                    };
-                }
-                if b.get(i) == Some(&b'"') {
-                    i += 1;
-                }
-                Tok::Str
-            }
-            b'0'..=b'9' => {
-                i = word(i);
-                Tok::Number
-            }
-            b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
-                i = word(i);
-                Tok::Ident
-            }
-            b'$' | b'@' => {
-                let next = b.get(i + 1).copied().unwrap_or(0);
-                if next == b'#' {
-                    i += 2;
-                    Tok::ArgCount
-                } else if next.is_ascii_digit() {
-                    i = word(i + 1);
-                    let n = text[start + 1..i].parse().unwrap_or(usize::MAX);
-                    if c == b'$' {
-                        Tok::ArgRaw(n)
-                    } else {
-                        Tok::ArgStr(n)
-                    }
-                } else if c == b'@' {
-                    i = word(i + 1);
-                    Tok::At
-                } else {
-                    // `$name`, `$$name`, with a `$`/`$$` pretty suffix.
-                    i += 1;
-                    if b.get(i) == Some(&b'$') {
-                        i += 1;
-                    }
-                    i = word(i);
-                    while b.get(i) == Some(&b'$') {
-                        i += 1;
-                    }
-                    Tok::Dollar
-                }
-            }
-            b'%' => match b.get(i + 1) {
-                Some(b'(') => {
-                    i += 2;
-                    Tok::CondOpen
-                }
-                Some(b'?') => {
-                    i += 2;
-                    Tok::CondThen
-                }
-                Some(b':') => {
-                    i += 2;
-                    Tok::CondElse
-                }
-                Some(b')') => {
-                    i += 2;
-                    Tok::CondClose
-                }
-                Some(b'{') => {
-                    i = text[i + 2..].find("%}").map_or(b.len(), |p| i + 2 + p + 2);
-                    Tok::EmbeddedC
-                }
-                _ => {
-                    i += 1;
-                    Tok::Punct(c)
-                }
-            },
-            _ => {
-                // Keep multi-byte characters whole so slicing stays on char boundaries.
-                i += text[i..].chars().next().map_or(1, char::len_utf8);
-                Tok::Punct(c)
-            }
-        };
-        out.push(Token {
-            kind,
-            start,
-            end: i,
-        });
-    }
-    out
-}
-
 struct Macro {
     params: Vec<String>,
     /// Token index range of the body.
@@ -258,6 +108,8 @@ struct Pre<'a> {
     errors: Vec<Diagnostic>,
     nest: Nesting,
     frames: Vec<Frame>,
+    /// The script-level token being expanded, where expansion errors point.
+    top: usize,
 }
 
 struct Frame {
@@ -323,7 +175,16 @@ impl Nesting {
 
 /// Runs the preprocessor; plain scripts come back unchanged with an identity map.
 pub fn expand(text: &str, file: FileId, args: &[String]) -> Result<Expanded, Vec<Diagnostic>> {
-    let toks = lex(text);
+    let (toks, open_comment) = lex(text);
+    if let Some(at) = open_comment {
+        let end = (at + 2).min(text.len());
+        return Err(vec![Diagnostic::error(
+            "unterminated comment: `/*` has no `*/`",
+            Span::new(file, at, end),
+        )]);
+    }
+    let blanked = blank_comments(text, &toks);
+    let text = blanked.as_str();
     let mut pre = Pre {
         text,
         toks,
@@ -336,6 +197,7 @@ pub fn expand(text: &str, file: FileId, args: &[String]) -> Result<Expanded, Vec
         errors: Vec::new(),
         nest: Nesting::default(),
         frames: Vec::new(),
+        top: 0,
     };
     // Only these tokens need the rebuilding path; everything else maps one to one.
     let special = |t: &Token| match t.kind {
@@ -465,6 +327,20 @@ impl Pre<'_> {
             return;
         }
         while i < end && self.errors.is_empty() {
+            if depth == 0 {
+                self.top = i;
+            }
+            // Macros that use each other twice double at every level: cap the output.
+            if self.out.len() > self.text.len() + MAX_EXPANSION {
+                self.error(
+                    format!(
+                        "macro expansion is too large (over {} MiB)",
+                        MAX_EXPANSION >> 20
+                    ),
+                    self.top,
+                );
+                return;
+            }
             let t = self.toks[i];
             match t.kind {
                 Tok::CondOpen => {

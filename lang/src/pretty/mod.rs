@@ -165,7 +165,7 @@ impl Printer {
                 step,
                 body,
             } => {
-                let part = |e: &Option<Expr>| e.as_ref().map(expr).unwrap_or_default();
+                let part = |e: &Option<Box<Expr>>| e.as_deref().map(expr).unwrap_or_default();
                 let head = format!("for ({}; {}; {})", part(init), part(cond), part(step));
                 self.body(&head, body);
             }
