@@ -216,6 +216,7 @@ impl Gen<'_, '_> {
             (n, _) if super::stack::is_symbolic(n) => return Err(self.symbolic_elsewhere(n, span)),
             (n, _) if super::task::is_task_builtin(n) => self.task_str(n, args, dst, span)?,
             (n, k) if super::misc::is_misc_str(n, k) => self.misc_str(n, args, dst, span)?,
+            ("tokenize", 2) => self.tokenize(args, dst)?,
             _ => return Err(self.unsupported(name, span)),
         }
         Ok(())

@@ -29,6 +29,7 @@ pub mod target;
 mod task;
 pub mod testing;
 mod text;
+mod tokenize;
 mod wrap;
 
 pub use codegen::{codegen, CodegenOptions};

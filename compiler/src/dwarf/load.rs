@@ -20,6 +20,10 @@ pub(crate) struct Loaded {
     /// PT_LOAD segments: (vaddr, file offset, file size).
     segments: Vec<(u64, u64, u64)>,
     pub symbols: Vec<Symbol>,
+    /// Set when no debug info was found: functions then come from the symbol table
+    /// alone (as SystemTap lists them, without variables), and target variables fail
+    /// with this error.
+    pub no_debug: Option<DwarfError>,
 }
 
 fn map(path: &Path) -> Result<memmap2::Mmap, DwarfError> {
@@ -144,6 +148,7 @@ impl Loaded {
 
         // The debug info may sit in a separate file; addresses still come from `file`.
         let mut separate = None;
+        let mut no_debug = None;
         if !has_debug_info(&file) {
             let candidates = debug_candidates(path, &file);
             for c in &candidates {
@@ -155,7 +160,7 @@ impl Loaded {
             if separate.is_none() {
                 let mut looked = vec![format!("`{}`", path.display())];
                 looked.extend(candidates.iter().map(|c| format!("`{}`", c.display())));
-                return Err(DwarfError::NoDebugInfo {
+                no_debug = Some(DwarfError::NoDebugInfo {
                     path: path.display().to_string(),
                     looked: looked.join(", "),
                 });
@@ -166,8 +171,8 @@ impl Loaded {
             None => None,
         };
         let dfile = debug_file.as_ref().unwrap_or(&file);
-        if !has_debug_info(dfile) {
-            return Err(DwarfError::NoDebugInfo {
+        if no_debug.is_none() && !has_debug_info(dfile) {
+            no_debug = Some(DwarfError::NoDebugInfo {
                 path: path.display().to_string(),
                 looked: format!("`{}`", path.display()),
             });
@@ -216,6 +221,7 @@ impl Loaded {
             debug_fdes: OnceLock::new(),
             segments,
             symbols,
+            no_debug,
         })
     }
 

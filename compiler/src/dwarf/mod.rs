@@ -220,6 +220,14 @@ impl Binary {
         }
     }
 
+    /// Target variables need debug info; a binary without it still has functions.
+    pub fn has_debug_info(&self) -> Result<(), TargetError> {
+        match &self.loaded.no_debug {
+            Some(e) => Err(TargetError::new(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// The unit table, built on first use; units are read when queries need them.
     fn index(&self) -> &Index {
         self.index.get_or_init(|| Index::build(&self.loaded))
@@ -242,6 +250,7 @@ impl Binary {
         retprobe: bool,
         expr: &TargetPath,
     ) -> Result<AccessPlan, TargetError> {
+        self.has_debug_info()?;
         plan::plan(&self.loaded, self.index(), site, retprobe, expr)
     }
 
@@ -253,6 +262,7 @@ impl Binary {
         expr: &TargetPath,
         full: bool,
     ) -> Result<crate::access::PrettyPlan, TargetError> {
+        self.has_debug_info()?;
         pretty::path(&self.loaded, self.index(), site, retprobe, expr, full)
     }
 
