@@ -153,9 +153,14 @@ impl Sink {
             EventKind::Error { message, location } => {
                 self.errors += 1;
                 // `{addr}` in the message stands for the record's first long field.
+                // `{addr}` stands for a faulting address, `{str}` for a message computed
+                // at run time (`error(msg)`).
                 let text = match events::decode(spec, rec).ok().as_deref() {
                     Some([Value::Long(addr), ..]) => {
                         message.replace("{addr}", &format!("0x{addr:x}"))
+                    }
+                    Some([Value::Str(s), ..]) => {
+                        message.replace("{str}", &String::from_utf8_lossy(s))
                     }
                     _ => message.clone(),
                 };

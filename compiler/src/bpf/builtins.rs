@@ -146,12 +146,10 @@ impl Gen<'_, '_> {
                 self.header_record(id);
                 self.e.emit(Insn::mov64_imm(R0, 0));
             }
-            ("error", 1) => {
-                let ExprKind::Str(msg) = &args[0].kind else {
-                    return Err(self.not_yet("`error` with a computed message", span));
-                };
-                self.raise(msg, span, None);
-            }
+            ("error", 1) => match &args[0].kind {
+                ExprKind::Str(msg) => self.raise(msg, span, None),
+                _ => self.raise_computed(&args[0], span)?,
+            },
             ("isinstr", 2) => self.isinstr(args)?,
             ("strlen", 1) => {
                 let m = self.scratch.mark();
