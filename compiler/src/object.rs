@@ -247,6 +247,10 @@ pub enum EventKind {
     Error { message: String, location: String },
     /// `exit()` was called.
     Exit,
+    /// `warn(msg)`: the `Str` field goes to stderr as `WARNING: msg`.
+    Warn,
+    /// `abort()`: stop at once; `end` probes do not run.
+    Abort,
     /// A printf record (same header and layout as [`EventKind::Printf`]) some of whose
     /// `%s` arguments only user space can turn into text: stacks and symbols of the
     /// probed process. `symbolic` has one entry per field.

@@ -87,6 +87,8 @@ struct Sink {
     realtime_offset_ns: i64,
     /// Turns stacks and addresses into text.
     symbols: crate::symbolize::Symbolizer,
+    /// `abort()` ran in a probe: the session ends without `end` probes.
+    aborted: bool,
     /// `MAXERRORS`: past it the session is stopping, and records already in the
     /// buffer are counted but not printed, as if the probes had stopped at once.
     max_errors: u64,
@@ -94,6 +96,10 @@ struct Sink {
 
 impl Sink {
     fn record(&mut self, obj: &BpfObject, rec: &[u8]) {
+        // After `abort()` nothing more happens, whatever other hits left in the buffer.
+        if self.aborted {
+            return;
+        }
         if self.errors > self.max_errors {
             if let Some(EventKind::Error { .. }) = events::event_id(rec)
                 .ok()
@@ -168,6 +174,18 @@ impl Sink {
                 eprintln!("ERROR: {text} near {location}");
             }
             EventKind::Exit => self.exit_requested = true,
+            EventKind::Warn => {
+                if let Ok(values) = events::decode(spec, rec) {
+                    if let Some(Value::Str(s)) = values.first() {
+                        let _ = self.out.flush();
+                        eprintln!("WARNING: {}", String::from_utf8_lossy(s));
+                    }
+                }
+            }
+            EventKind::Abort => {
+                self.exit_requested = true;
+                self.aborted = true;
+            }
         }
     }
 
@@ -326,6 +344,7 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         json: opts.json,
         realtime_offset_ns: realtime_offset_ns(),
         max_errors: opts.max_errors,
+        aborted: false,
         symbols: crate::symbolize::Symbolizer::new(obj)
             .with_target(opts.command.as_deref(), opts.pid),
     }));
@@ -573,7 +592,7 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
     let errors_handlers = interp.handlers(Phase::Error);
     if failed && !errors_handlers.is_empty() {
         run_host(&mut interp, &errors_handlers);
-    } else if !interp.aborted {
+    } else if !interp.aborted && !sink.borrow().aborted {
         let end = interp.handlers(Phase::End);
         run_host(&mut interp, &end);
     }

@@ -146,6 +146,18 @@ impl Gen<'_, '_> {
                 self.header_record(id);
                 self.e.emit(Insn::mov64_imm(R0, 0));
             }
+            ("warn", 1) => self.string_record(EventKind::Warn, &args[0])?,
+            ("abort", 0) => {
+                // Nothing after `abort()` runs, not even the rest of this handler.
+                let id = self.sh.event(EventSpec {
+                    kind: EventKind::Abort,
+                    size: RECORD_HEADER,
+                    fields: Vec::new(),
+                });
+                self.header_record(id);
+                let exit = self.exit_label;
+                self.e.goto(exit);
+            }
             ("error", 1) => match &args[0].kind {
                 ExprKind::Str(msg) => self.raise(msg, span, None),
                 _ => self.raise_computed(&args[0], span)?,

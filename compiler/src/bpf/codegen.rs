@@ -635,6 +635,48 @@ impl<'a, 'b> Gen<'a, 'b> {
         self.e.goto(err);
     }
 
+    /// Sends one string in a record of its own (`warn`), counting it as lost when full.
+    pub fn string_record(&mut self, kind: EventKind, arg: &hir::Expr) -> R<()> {
+        let m = self.scratch.mark();
+        let buf = self.scratch_buf();
+        self.string_into(arg, buf)?;
+        let cap = self.cap();
+        let id = self.sh.event(EventSpec {
+            kind,
+            size: RECORD_HEADER + cap,
+            fields: vec![Field {
+                offset: RECORD_HEADER,
+                kind: FieldKind::Str { cap },
+            }],
+        });
+        let lost = self.e.label();
+        let done = self.e.label();
+        self.reserve(RECORD_HEADER + cap);
+        self.e.jmp_imm(Cond::Eq, R0, 0, lost);
+        self.e.emit(Insn::mov64_reg(R8, R0));
+        self.e.emit(Insn::st_mem(Size::W, R8, 0, id.0 as i32));
+        self.e.emit(Insn::st_mem(Size::W, R8, 4, 0));
+        self.copy_str(
+            Buf {
+                base: R8,
+                off: RECORD_HEADER as i16,
+                cap,
+            },
+            buf.base,
+            buf.off,
+        );
+        self.e.emit(Insn::mov64_reg(R1, R8));
+        self.e.emit(Insn::mov64_imm(R2, 0));
+        self.e.emit(Insn::call(Helper::RingbufSubmit));
+        self.e.goto(done);
+        self.e.bind(lost);
+        self.bump_counter(Counter::LostRecords);
+        self.e.bind(done);
+        self.scratch.release(m);
+        self.e.emit(Insn::mov64_imm(R0, 0));
+        Ok(())
+    }
+
     /// `error(msg)` with a message computed at run time: inside `try` the message goes to
     /// the catch variable; otherwise an error record carries it (`{str}` in the event's
     /// message), the error is counted and the handler ends.

@@ -65,6 +65,8 @@ pub fn disassemble(obj: &BpfObject) -> String {
             EventKind::Printf(f) => format!("printf \"{}\"", format_text(f)),
             EventKind::Error { message, location } => format!("error \"{message}\" at {location}"),
             EventKind::Exit => "exit".to_string(),
+            EventKind::Warn => "warn".to_string(),
+            EventKind::Abort => "abort".to_string(),
             EventKind::SymbolicPrintf {
                 format, symbolic, ..
             } => {
