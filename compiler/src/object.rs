@@ -251,6 +251,13 @@ pub enum EventKind {
     Warn,
     /// `abort()`: stop at once; `end` probes do not run.
     Abort,
+    /// `print(@hist_*(s))` in a probe: the runtime reads global `global` at the packed
+    /// key that follows the header (none for a scalar) and prints its histogram.
+    PrintHist {
+        global: u32,
+        newline: bool,
+        location: String,
+    },
     /// A printf record (same header and layout as [`EventKind::Printf`]) some of whose
     /// `%s` arguments only user space can turn into text: stacks and symbols of the
     /// probed process. `symbolic` has one entry per field.

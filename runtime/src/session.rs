@@ -5,7 +5,9 @@ use crate::format::{self, Value};
 use crate::interp::{HostError, Interp, KernelStore, Phase};
 use crate::kernel::{self, KernelError};
 use rtap_compiler::host::{HostHandler, HostWhen};
-use rtap_compiler::object::{Attach, BpfObject, ConfigSlot, Counter, EventKind, ProgramKind};
+use rtap_compiler::object::{
+    Attach, BpfObject, ConfigSlot, Counter, EventKind, ProgramKind, RECORD_HEADER,
+};
 use rtap_lang::printf::Format;
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -95,7 +97,7 @@ struct Sink {
 }
 
 impl Sink {
-    fn record(&mut self, obj: &BpfObject, rec: &[u8]) {
+    fn record(&mut self, obj: &BpfObject, maps: &[libbpf_rs::MapHandle], rec: &[u8]) {
         // After `abort()` nothing more happens, whatever other hits left in the buffer.
         if self.aborted {
             return;
@@ -182,6 +184,23 @@ impl Sink {
                     }
                 }
             }
+            EventKind::PrintHist {
+                global,
+                newline,
+                location,
+            } => match hist_text(obj, maps, *global as usize, rec) {
+                Some(mut text) => {
+                    if *newline {
+                        text.push('\n');
+                    }
+                    let _ = self.out.write_all(text.as_bytes());
+                }
+                None => {
+                    self.errors += 1;
+                    let _ = self.out.flush();
+                    eprintln!("ERROR: empty aggregate near {location}");
+                }
+            },
             EventKind::Abort => {
                 self.exit_requested = true;
                 self.aborted = true;
@@ -234,6 +253,31 @@ fn detach<L: Send>(links: Vec<L>) {
             s.spawn(move || drop(chunk));
         }
     });
+}
+
+/// The histogram a `PrintHist` record asks for, read from the live map; `None` when
+/// the statistic is empty.
+fn hist_text(
+    obj: &BpfObject,
+    maps: &[libbpf_rs::MapHandle],
+    global: usize,
+    rec: &[u8],
+) -> Option<String> {
+    use libbpf_rs::{MapCore, MapFlags};
+    let spec = obj.globals.get(global)?;
+    let layout = spec.hist?;
+    let map = &maps[spec.map.0 as usize];
+    let key = if spec.keys.is_empty() {
+        0u32.to_ne_bytes().to_vec()
+    } else {
+        let size = obj.maps[spec.map.0 as usize].key_size as usize;
+        rec.get(RECORD_HEADER as usize..RECORD_HEADER as usize + size)?
+            .to_vec()
+    };
+    let per_cpu = map.lookup_percpu(&key, MapFlags::ANY).ok()??;
+    let stats = crate::interp::merge(&per_cpu, layout.buckets());
+    let text = crate::interp::hist::render(layout, &stats.buckets);
+    (!text.is_empty()).then_some(text)
 }
 
 /// How often the ring buffer is read: printf records do not wake the reader until
@@ -358,8 +402,9 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
     let mut rb = libbpf_rs::RingBufferBuilder::new();
     {
         let sink = Rc::clone(&sink);
+        let maps = &maps;
         rb.add(&maps[obj.ringbuf.0 as usize], move |rec: &[u8]| {
-            sink.borrow_mut().record(obj, rec);
+            sink.borrow_mut().record(obj, maps, rec);
             0
         })
         .map_err(SessionError::RingBuf)?;

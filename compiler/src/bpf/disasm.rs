@@ -67,6 +67,7 @@ pub fn disassemble(obj: &BpfObject) -> String {
             EventKind::Exit => "exit".to_string(),
             EventKind::Warn => "warn".to_string(),
             EventKind::Abort => "abort".to_string(),
+            EventKind::PrintHist { global, .. } => format!("print histogram of global {global}"),
             EventKind::SymbolicPrintf {
                 format, symbolic, ..
             } => {

@@ -36,8 +36,70 @@ impl Gen<'_, '_> {
         args: &[Expr],
         span: Span,
     ) -> R<()> {
+        if let [Expr {
+            kind: ExprKind::Hist { stat, .. },
+            ..
+        }] = args
+        {
+            return self.print_hist(stat, matches!(kind, PrintKind::Println), span);
+        }
         let format = self.print_format(kind, delim, args)?;
         self.printf(&format, args, span)
+    }
+
+    /// `print(@hist_*(s))`: a record naming the global and its key; the runtime reads the
+    /// merged buckets and prints them, as it does for the user-space handlers.
+    fn print_hist(&mut self, stat: &rtap_lang::hir::LValue, newline: bool, span: Span) -> R<()> {
+        use rtap_lang::hir::LValue;
+        let (g, keys) = match stat {
+            LValue::Global(g) => (*g, &[][..]),
+            LValue::Element { array, keys } => (*array, &keys[..]),
+            LValue::Local(_) => return Err(self.not_yet("local statistics", span)),
+        };
+        let map = self.sh.globals[g.0 as usize].map;
+        let key_size = if keys.is_empty() {
+            0
+        } else {
+            self.sh.maps[map.0 as usize].key_size
+        };
+        let location = self.sh.location(span);
+        let id = self.sh.event(EventSpec {
+            kind: EventKind::PrintHist {
+                global: g.0,
+                newline,
+                location,
+            },
+            size: RECORD_HEADER + key_size.div_ceil(8) * 8,
+            fields: Vec::new(),
+        });
+        let sm = self.scratch.mark();
+        let key = if keys.is_empty() {
+            0
+        } else {
+            self.build_key(g, keys, span)?
+        };
+        let done = self.e.label();
+        let got = self.e.label();
+        self.reserve(RECORD_HEADER + key_size.div_ceil(8) * 8);
+        self.e.jmp_imm(Cond::Ne, R0, 0, got);
+        self.bump_counter(Counter::LostRecords);
+        self.e.goto(done);
+        self.e.bind(got);
+        self.e.emit(Insn::mov64_reg(R8, R0));
+        self.e.emit(Insn::st_mem(Size::W, R8, 0, id.0 as i32));
+        self.e.emit(Insn::st_mem(Size::W, R8, 4, 0));
+        if key_size > 0 {
+            self.lea(R1, R8, RECORD_HEADER as i16);
+            self.e.emit(Insn::mov64_imm(R2, key_size as i32));
+            self.lea(R3, R7, key);
+            self.e.emit(Insn::call(Helper::ProbeReadKernel));
+        }
+        self.e.emit(Insn::mov64_reg(R1, R8));
+        self.e.emit(Insn::mov64_imm(R2, 0));
+        self.e.emit(Insn::call(Helper::RingbufSubmit));
+        self.e.bind(done);
+        self.scratch.release(sm);
+        Ok(())
     }
 
     /// The format `print*` uses: `%d` or `%s` per value, delimiters, and a newline for `*ln`.

@@ -14,6 +14,7 @@ pub mod store;
 pub mod testing;
 mod text;
 
+pub use globals::{merge, Stats};
 use rtap_compiler::host::{HostHandler, HostProgram, HostWhen};
 use rtap_compiler::object::{BpfObject, GlobalSpec, MapSpec};
 use rtap_lang::hir::{GlobalId, Literal, Local, Type};
