@@ -117,9 +117,13 @@ pub enum ConfigSlot {
     /// `CLOCK_REALTIME − CLOCK_BOOTTIME` in ns, measured by the runtime at start:
     /// `gettimeofday_*()` is `bpf_ktime_get_boot_ns()` plus this.
     RealtimeOffsetNs = 1,
+    /// The local time zone's offset from UTC in seconds, for `tz_ctime`.
+    TzOffsetSecs = 2,
+    /// The local time zone's abbreviation, up to 8 bytes, NUL-padded.
+    TzName = 3,
 }
 
-pub const CONFIG_SLOTS: u32 = 2;
+pub const CONFIG_SLOTS: u32 = 4;
 
 /// Slots of the per-CPU counters map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -442,6 +442,9 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         ConfigSlot::RealtimeOffsetNs as u32,
         realtime_offset_ns() as u64,
     )?;
+    let (tz_offset, tz_name) = local_zone();
+    kernel::array_set(config, ConfigSlot::TzOffsetSecs as u32, tz_offset as u64)?;
+    kernel::array_set(config, ConfigSlot::TzName as u32, tz_name)?;
     let store = KernelStore {
         maps: &maps,
         cpus: libbpf_rs::num_possible_cpus().unwrap_or(1),
@@ -681,6 +684,26 @@ fn next_fire(from: Instant, h: &HostHandler) -> Instant {
         0
     };
     from + Duration::from_nanos((period_ns as i64 + jitter).max(1) as u64)
+}
+
+/// The local zone's UTC offset in seconds and its abbreviation (8 bytes, NUL-padded,
+/// as a native-endian `u64`), for `tz_ctime` in BPF.
+fn local_zone() -> (i64, u64) {
+    // SAFETY: time and localtime_r fill plain data; tm_zone points to a static string.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return (0, u64::from_ne_bytes(*b"UTC\0\0\0\0\0"));
+        }
+        let mut name = [0u8; 8];
+        if !tm.tm_zone.is_null() {
+            let z = std::ffi::CStr::from_ptr(tm.tm_zone).to_bytes();
+            let n = z.len().min(7);
+            name[..n].copy_from_slice(&z[..n]);
+        }
+        (tm.tm_gmtoff, u64::from_ne_bytes(name))
+    }
 }
 
 /// `CLOCK_REALTIME − CLOCK_BOOTTIME`, so BPF can turn boot time into wall-clock time.

@@ -28,7 +28,7 @@ impl Gen<'_, '_> {
     }
 
     /// r0 = config slot value (0 if unreadable).
-    fn config(&mut self, slot: ConfigSlot) {
+    pub(super) fn config(&mut self, slot: ConfigSlot) {
         self.lookup_u32(self.sh.config, slot as u32);
         self.e.emit(Insn::jmp_imm(Cond::Eq, R0, 0, 1));
         self.e.emit(Insn::ldx_mem(Size::DW, R0, R0, 0));

@@ -34,6 +34,7 @@ pub fn is_misc_str(name: &str, args: usize) -> bool {
             | ("kernel_string", 1 | 2)
             | ("kernel_string_n", 2)
             | ("ctime", 0 | 1)
+            | ("tz_ctime", 1)
             | ("text_strn", 3)
     )
 }
@@ -106,6 +107,7 @@ impl Gen<'_, '_> {
                 self.frame.release(fm);
             }
             "ctime" => self.ctime(args.first(), dst)?,
+            "tz_ctime" => self.tz_ctime(&args[0], dst)?,
             "text_strn" => self.text_strn(args, dst)?,
             _ => return Err(self.unsupported(name, span)),
         }
@@ -298,6 +300,34 @@ impl Gen<'_, '_> {
 
     /// `ctime([secs])`: UTC as `Thu Jan  1 00:00:00 1970`, from days since the epoch
     /// with Howard Hinnant's `civil_from_days`.
+    /// `tz_ctime(secs)`: `ctime` of local time, then a space and the zone's name, from
+    /// the offset and name the runtime measured at start.
+    fn tz_ctime(&mut self, secs: &Expr, dst: Buf) -> R<()> {
+        if dst.cap < 40 {
+            return Err(rtap_lang::diag::Diagnostic::bare(
+                "`tz_ctime` needs `MAXSTRINGLEN` of at least 40",
+            ));
+        }
+        let fm = self.frame.mark();
+        let t = self.temp();
+        self.long(secs)?;
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R0, t));
+        self.config(crate::object::ConfigSlot::TzOffsetSecs);
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, t));
+        self.e.emit(Insn::add64_reg(R0, R1));
+        self.frame.release(fm);
+        self.ctime_r0(dst)?;
+        // ctime's text is always 24 bytes; the zone name follows a space.
+        self.e
+            .emit(Insn::st_mem(Size::B, dst.base, dst.off + 24, b' ' as i32));
+        self.config(crate::object::ConfigSlot::TzName);
+        self.e
+            .emit(Insn::stx_mem(Size::DW, dst.base, R0, dst.off + 25));
+        self.e
+            .emit(Insn::st_mem(Size::B, dst.base, dst.off + 33, 0));
+        Ok(())
+    }
+
     fn ctime(&mut self, secs: Option<&Expr>, dst: Buf) -> R<()> {
         if dst.cap < 32 {
             return Err(rtap_lang::diag::Diagnostic::bare(
@@ -308,6 +338,11 @@ impl Gen<'_, '_> {
             Some(s) => self.long(s)?,
             None => self.builtin_long("gettimeofday_s", &[], Span::default())?,
         }
+        self.ctime_r0(dst)
+    }
+
+    /// Formats the seconds in r0 as `ctime` does, into `dst`.
+    fn ctime_r0(&mut self, dst: Buf) -> R<()> {
         let fm = self.frame.mark();
         let [days, rem, year, month, day] = [(); 5].map(|_| self.temp());
         // days = floor(secs / 86400), rem = secs - 86400 * days.
