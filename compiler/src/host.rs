@@ -7,9 +7,10 @@
 //! This module decides which handlers run here and refuses, at compile time, what
 //! cannot run outside a probed process (target variables, user memory).
 
+use crate::resolve::visit::visit_block;
 use crate::resolved::{ResolvedProgram, Site};
 use rtap_lang::diag::Diagnostic;
-use rtap_lang::hir::{self, Block, Expr, ExprKind, FuncId, Local, Stmt, StmtKind};
+use rtap_lang::hir::{self, Block, Expr, ExprKind, FuncId, Local};
 use rtap_lang::span::{SourceMap, Span};
 use std::collections::HashSet;
 
@@ -155,13 +156,13 @@ pub fn lower(
         };
         let probe = &p.hir.probes[rp.probe];
         let point = &probe.points[rp.point];
-        let mut v = Validate {
-            hir: p.hir,
-            what: &point.text,
-            diags: &mut diags,
-            funcs: &mut checked_funcs,
-        };
-        v.block(&probe.body);
+        validate(
+            p.hir,
+            &probe.body,
+            &point.text,
+            &mut diags,
+            &mut checked_funcs,
+        );
         let same_probe = handlers
             .iter()
             .filter(|h: &&HostHandler| h.name.starts_with(&format!("host_{}_", rp.probe)))
@@ -185,146 +186,38 @@ pub fn lower(
     })
 }
 
-/// Refuses what a handler without a probed process cannot evaluate.
-struct Validate<'a> {
-    hir: &'a hir::Program,
-    /// The probe point, for messages.
-    what: &'a str,
-    diags: &'a mut Vec<Diagnostic>,
-    funcs: &'a mut HashSet<FuncId>,
-}
-
-impl Validate<'_> {
-    fn err(&mut self, msg: String, span: Span) {
-        let d = Diagnostic::error(msg, span);
-        if !self.diags.contains(&d) {
-            self.diags.push(d);
-        }
-    }
-
-    fn block(&mut self, b: &Block) {
-        for s in &b.stmts {
-            self.stmt(s);
-        }
-    }
-
-    fn stmt(&mut self, s: &Stmt) {
-        match &s.kind {
-            StmtKind::Expr(e) => self.expr(e),
-            StmtKind::Block(b) => self.block(b),
-            StmtKind::If { cond, then, els } => {
-                self.expr(cond);
-                self.stmt(then);
-                if let Some(e) = els {
-                    self.stmt(e);
-                }
-            }
-            StmtKind::While { cond, body } => {
-                self.expr(cond);
-                self.stmt(body);
-            }
-            StmtKind::For {
-                init,
-                cond,
-                step,
-                body,
-            } => {
-                for e in [init, cond, step].into_iter().flatten() {
-                    self.expr(e);
-                }
-                self.stmt(body);
-            }
-            StmtKind::Foreach(f) => {
-                for e in f.slice.iter().flatten().flatten() {
-                    self.expr(e);
-                }
-                if let Some(l) = &f.limit {
-                    self.expr(l);
-                }
-                self.stmt(&f.body);
-            }
-            StmtKind::Return(Some(e)) => self.expr(e),
-            StmtKind::Delete(hir::DeleteTarget::Element { keys, .. }) => {
-                keys.iter().for_each(|k| self.expr(k))
-            }
-            StmtKind::Delete(hir::DeleteTarget::Slice { keys, .. }) => {
-                keys.iter().flatten().for_each(|k| self.expr(k))
-            }
-            StmtKind::Try { body, catch, .. } => {
-                self.block(body);
-                self.block(catch);
-            }
-            StmtKind::Break
-            | StmtKind::Continue
-            | StmtKind::Next
-            | StmtKind::Return(None)
-            | StmtKind::Delete(_) => {}
-        }
-    }
-
-    fn lvalue(&mut self, l: &hir::LValue) {
-        if let hir::LValue::Element { keys, .. } = l {
-            keys.iter().for_each(|k| self.expr(k));
-        }
-    }
-
-    fn expr(&mut self, e: &Expr) {
-        match &e.kind {
+/// Refuses what a handler without a probed process cannot evaluate, in its body and in
+/// every function it calls (each function is walked once).
+fn validate(
+    hir: &hir::Program,
+    body: &Block,
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+    funcs: &mut HashSet<FuncId>,
+) {
+    let mut calls = Vec::new();
+    visit_block(body, &mut |e: &Expr| {
+        let msg = match &e.kind {
             ExprKind::Target(_) | ExprKind::Entry(_) => {
-                let what = self.what.to_string();
-                self.err(
-                    format!("target variables need a probe in a process; `{what}` has none"),
-                    e.span,
-                );
+                format!("target variables need a probe in a process; `{what}` has none")
             }
-            ExprKind::Builtin { name, args } => {
-                if !HOST_BUILTINS.contains(&name.as_str()) {
-                    let what = self.what.to_string();
-                    self.err(
-                        format!("`{name}` needs a probe in a process; `{what}` has none"),
-                        e.span,
-                    );
-                }
-                args.iter().for_each(|a| self.expr(a));
+            ExprKind::Builtin { name, .. } if !HOST_BUILTINS.contains(&name.as_str()) => {
+                format!("`{name}` needs a probe in a process; `{what}` has none")
             }
-            ExprKind::Call { func, args } => {
-                args.iter().for_each(|a| self.expr(a));
-                if self.funcs.insert(*func) {
-                    let f = &self.hir.functions[func.0 as usize];
-                    self.block(&f.body);
-                }
+            ExprKind::Call { func, .. } => {
+                calls.push(*func);
+                return;
             }
-            ExprKind::Long(_)
-            | ExprKind::Str(_)
-            | ExprKind::Local(_)
-            | ExprKind::Global(_)
-            | ExprKind::Defined(_) => {}
-            ExprKind::Element { keys, .. } => keys.iter().for_each(|k| self.expr(k)),
-            ExprKind::Binary { lhs, rhs, .. } | ExprKind::Compare { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            ExprKind::Concat(a, b) => {
-                self.expr(a);
-                self.expr(b);
-            }
-            ExprKind::Unary { operand, .. } => self.expr(operand),
-            ExprKind::Regex { subject, .. } => self.expr(subject),
-            ExprKind::In { keys, .. } => keys.iter().flatten().for_each(|k| self.expr(k)),
-            ExprKind::Ternary { cond, then, els } => {
-                self.expr(cond);
-                self.expr(then);
-                self.expr(els);
-            }
-            ExprKind::Assign { target, value, .. } | ExprKind::Aggregate { target, value } => {
-                self.lvalue(target);
-                self.expr(value);
-            }
-            ExprKind::IncDec { target, .. } => self.lvalue(target),
-            ExprKind::StatExtract { stat, .. } | ExprKind::Hist { stat, .. } => self.lvalue(stat),
-            ExprKind::Printf { args, .. } | ExprKind::Print { args, .. } => {
-                args.iter().for_each(|a| self.expr(a))
-            }
+            _ => return,
+        };
+        let d = Diagnostic::error(msg, e.span);
+        if !diags.contains(&d) {
+            diags.push(d);
+        }
+    });
+    for f in calls {
+        if funcs.insert(f) {
+            validate(hir, &hir.functions[f.0 as usize].body, what, diags, funcs);
         }
     }
 }

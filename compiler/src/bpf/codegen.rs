@@ -681,10 +681,10 @@ impl<'a, 'b> Gen<'a, 'b> {
     /// the catch variable; otherwise an error record carries it (`{str}` in the event's
     /// message), the error is counted and the handler ends.
     pub fn raise_computed(&mut self, msg: &hir::Expr, span: Span) -> R<()> {
-        let m = self.scratch.mark();
-        let buf = self.scratch_buf();
-        self.string_into(msg, buf)?;
         if let Some((catch, var)) = self.catch {
+            let m = self.scratch.mark();
+            let buf = self.scratch_buf();
+            self.string_into(msg, buf)?;
             if let Some(Slot::Str(off)) = var {
                 let cap = self.cap();
                 self.copy_str(Buf { base: R7, off, cap }, buf.base, buf.off);
@@ -693,44 +693,13 @@ impl<'a, 'b> Gen<'a, 'b> {
             self.e.goto(catch);
             return Ok(());
         }
-        let cap = self.cap();
-        let location = self.sh.location(span);
-        let id = self.sh.event(EventSpec {
-            kind: EventKind::Error {
-                message: "{str}".to_string(),
-                location,
-            },
-            size: RECORD_HEADER + cap,
-            fields: vec![Field {
-                offset: RECORD_HEADER,
-                kind: FieldKind::Str { cap },
-            }],
-        });
         self.bump_counter(Counter::Errors);
-        let lost = self.e.label();
-        let done = self.e.label();
-        self.reserve(RECORD_HEADER + cap);
-        self.e.jmp_imm(Cond::Eq, R0, 0, lost);
-        self.e.emit(Insn::mov64_reg(R8, R0));
-        self.e.emit(Insn::st_mem(Size::W, R8, 0, id.0 as i32));
-        self.e.emit(Insn::st_mem(Size::W, R8, 4, 0));
-        self.copy_str(
-            Buf {
-                base: R8,
-                off: RECORD_HEADER as i16,
-                cap,
-            },
-            buf.base,
-            buf.off,
-        );
-        self.e.emit(Insn::mov64_reg(R1, R8));
-        self.e.emit(Insn::mov64_imm(R2, 0));
-        self.e.emit(Insn::call(Helper::RingbufSubmit));
-        self.e.goto(done);
-        self.e.bind(lost);
-        self.bump_counter(Counter::LostRecords);
-        self.e.bind(done);
-        self.scratch.release(m);
+        let location = self.sh.location(span);
+        let kind = EventKind::Error {
+            message: "{str}".to_string(),
+            location,
+        };
+        self.string_record(kind, msg)?;
         let exit = self.exit_label;
         self.e.goto(exit);
         Ok(())
