@@ -82,21 +82,7 @@ impl Gen<'_, '_> {
                 let fm = self.frame.mark();
                 let with_n = name == "kernel_string_n";
                 let (addr, n) = self.user_string_operands(args, with_n)?;
-                let cap = dst.cap as i32;
-                match n {
-                    Some(n) => {
-                        self.e.emit(Insn::ldx_mem(Size::DW, R2, R10, n));
-                        self.e.emit(Insn::add64_imm(R2, 1));
-                        self.e.emit(Insn::jmp_imm(Cond::Sle, R2, cap, 1));
-                        self.e.emit(Insn::mov64_imm(R2, cap));
-                        self.e.emit(Insn::jmp_imm(Cond::Sge, R2, 1, 1));
-                        self.e.emit(Insn::mov64_imm(R2, 1));
-                    }
-                    None => self.e.emit(Insn::mov64_imm(R2, cap)),
-                }
-                self.lea(R1, dst.base, dst.off);
-                self.e.emit(Insn::ldx_mem(Size::DW, R3, R10, addr));
-                self.e.emit(Insn::call(Helper::ProbeReadKernelStr));
+                self.read_str(dst, addr, n, Helper::ProbeReadKernelStr);
                 let ok = self.e.label();
                 self.e.jmp_imm(Cond::Sge, R0, 0, ok);
                 match args.get(1).filter(|_| !with_n) {

@@ -235,6 +235,12 @@ impl Gen<'_, '_> {
     /// Reads a user string into `dst` with `bpf_probe_read_user_str`; r0 < 0 on a fault.
     /// `addr` and `n` are r10-relative slots.
     pub fn read_user_str(&mut self, dst: Buf, addr: i16, n: Option<i16>) {
+        self.read_str(dst, addr, n, Helper::ProbeReadUserStr);
+    }
+
+    /// Reads at most `n` bytes (all of `dst` without `n`) of the string at the address in
+    /// slot `addr`, with `helper` (the user or the kernel string read); r0 < 0 on a fault.
+    pub fn read_str(&mut self, dst: Buf, addr: i16, n: Option<i16>, helper: Helper) {
         let cap = dst.cap as i32;
         match n {
             Some(n) => {
@@ -249,7 +255,7 @@ impl Gen<'_, '_> {
         }
         self.lea(R1, dst.base, dst.off);
         self.e.emit(Insn::ldx_mem(Size::DW, R3, R10, addr));
-        self.e.emit(Insn::call(Helper::ProbeReadUserStr));
+        self.e.emit(Insn::call(helper));
     }
 
     /// Evaluates the address (and, for `user_string_n`, the length) of a user string read
