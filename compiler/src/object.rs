@@ -342,6 +342,10 @@ pub struct EventSpec {
 
 pub const RECORD_HEADER: u32 = 8;
 
+/// Kernel functions programs may call, by index (see `Insn::call_kfunc`). A program that
+/// calls one is loaded sleepable: `bpf_copy_from_user_str` may fault pages in.
+pub const KFUNCS: &[&str] = &["bpf_copy_from_user_str"];
+
 /// printf records carry more context, for `--json`: after the event id, the `u32`
 /// index into [`BpfObject::probe_points`], then `bpf_get_current_pid_tgid()` and
 /// `bpf_ktime_get_boot_ns()` as `u64`s; fields start after these 24 bytes.

@@ -114,6 +114,9 @@ fn patch_map_fds(insns: &[Insn], maps: &[MapHandle]) -> Vec<libbpf_sys::bpf_insn
                 raw.imm = map.as_fd().as_raw_fd();
             }
         }
+        if insn.is_kfunc_call() {
+            raw.imm = kfunc_btf_id(insn.imm as usize);
+        }
         out.push(raw);
         if insn.code == 0x18 {
             if let Some(next) = insns.get(i + 1) {
@@ -125,6 +128,33 @@ fn patch_map_fds(insns: &[Insn], maps: &[MapHandle]) -> Vec<libbpf_sys::bpf_insn
         }
     }
     out
+}
+
+/// The BTF id of a kernel function in `KFUNCS`, from the running kernel's BTF (0, which
+/// the verifier rejects with a clear message, if the kernel lacks it).
+fn kfunc_btf_id(index: usize) -> i32 {
+    static IDS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+    let ids = IDS.get_or_init(|| {
+        // SAFETY: libbpf parses /sys/kernel/btf/vmlinux; the names are NUL-terminated and
+        // the handle is freed once the ids are read.
+        unsafe {
+            let btf = libbpf_sys::btf__load_vmlinux_btf();
+            if btf.is_null() {
+                return Vec::new();
+            }
+            let ids = rtap_compiler::object::KFUNCS
+                .iter()
+                .map(|name| {
+                    let c = CString::new(*name).unwrap_or_default();
+                    libbpf_sys::btf__find_by_name_kind(btf, c.as_ptr(), libbpf_sys::BTF_KIND_FUNC)
+                        .max(0)
+                })
+                .collect();
+            libbpf_sys::btf__free(btf);
+            ids
+        }
+    });
+    ids.get(index).copied().unwrap_or(0)
 }
 
 fn to_raw(insn: Insn) -> libbpf_sys::bpf_insn {
@@ -176,6 +206,9 @@ pub fn load_program(spec: &ProgramSpec, maps: &[MapHandle]) -> Result<OwnedFd, K
             expected_attach_type: attach_type,
             ..Default::default()
         };
+        if spec.insns.iter().any(|i| i.is_kfunc_call()) {
+            opts.prog_flags |= libbpf_sys::BPF_F_SLEEPABLE;
+        }
         if let Some(btf) = &btf {
             opts.prog_btf_fd = btf.as_raw_fd() as u32;
             opts.func_info = func_info.as_ptr().cast();

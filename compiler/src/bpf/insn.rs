@@ -403,6 +403,17 @@ impl Insn {
         Insn::raw(BPF_JMP | CALL, R0, R0, 0, helper as i32)
     }
 
+    /// A call of a kernel function (`src = BPF_PSEUDO_KFUNC_CALL`). `imm` indexes
+    /// [`crate::object::KFUNCS`]; the runtime replaces it with the function's BTF id.
+    pub fn call_kfunc(index: u32) -> Insn {
+        Insn::raw(BPF_JMP | CALL, R0, Reg(2), 0, index as i32)
+    }
+
+    /// Whether this is a kernel-function call; its program must be loaded sleepable.
+    pub fn is_kfunc_call(&self) -> bool {
+        self.code == BPF_JMP | CALL && self.src() == 2
+    }
+
     pub fn exit() -> Insn {
         Insn::raw(BPF_JMP | EXIT, R0, R0, 0, 0)
     }
@@ -528,6 +539,10 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>, map_name: &dyn Fn(u32) -> S
             match op {
                 JA => format!("goto {}", signed_off(off)),
                 JCOND if insn.class() == BPF_JMP => format!("may_goto {}", signed_off(off)),
+                CALL if src == 2 => match crate::object::KFUNCS.get(imm as usize) {
+                    Some(name) => format!("call kfunc {name}"),
+                    None => format!("call kfunc #{imm}"),
+                },
                 CALL => match Helper::from_id(imm) {
                     Some(h) => format!("call {}#{imm}", h.name()),
                     None => format!("call #{imm}"),

@@ -234,13 +234,29 @@ impl Gen<'_, '_> {
 
     /// Reads a user string into `dst` with `bpf_probe_read_user_str`; r0 < 0 on a fault.
     /// `addr` and `n` are r10-relative slots.
+    /// A page the process never touched cannot be read from a uprobe without faulting
+    /// it in, so a failed read is retried with `bpf_copy_from_user_str`, which may sleep.
     pub fn read_user_str(&mut self, dst: Buf, addr: i16, n: Option<i16>) {
         self.read_str(dst, addr, n, Helper::ProbeReadUserStr);
+        // Only uprobe programs may sleep; timers and tracepoints keep the plain read.
+        if self.kind != crate::object::ProgramKind::Uprobe {
+            return;
+        }
+        let done = self.e.label();
+        self.e.jmp_imm(Cond::Sge, R0, 0, done);
+        self.read_str_size(dst, n);
+        self.lea(R1, dst.base, dst.off);
+        self.e.emit(Insn::ldx_mem(Size::DW, R3, R10, addr));
+        self.e.emit(Insn::mov64_imm(R4, 0));
+        self.e.emit(Insn::call_kfunc(0));
+        // The kfunc returns a 32-bit int: sign-extend it so failures stay negative.
+        self.e.emit(Insn::alu64_imm(AluOp::Lsh, R0, 32));
+        self.e.emit(Insn::alu64_imm(AluOp::Arsh, R0, 32));
+        self.e.bind(done);
     }
 
-    /// Reads at most `n` bytes (all of `dst` without `n`) of the string at the address in
-    /// slot `addr`, with `helper` (the user or the kernel string read); r0 < 0 on a fault.
-    pub fn read_str(&mut self, dst: Buf, addr: i16, n: Option<i16>, helper: Helper) {
+    /// r2 = how many bytes a string read may write: `n + 1` within `[1, cap]`, or `cap`.
+    fn read_str_size(&mut self, dst: Buf, n: Option<i16>) {
         let cap = dst.cap as i32;
         match n {
             Some(n) => {
@@ -253,6 +269,12 @@ impl Gen<'_, '_> {
             }
             None => self.e.emit(Insn::mov64_imm(R2, cap)),
         }
+    }
+
+    /// Reads at most `n` bytes (all of `dst` without `n`) of the string at the address in
+    /// slot `addr`, with `helper` (the user or the kernel string read); r0 < 0 on a fault.
+    pub fn read_str(&mut self, dst: Buf, addr: i16, n: Option<i16>, helper: Helper) {
+        self.read_str_size(dst, n);
         self.lea(R1, dst.base, dst.off);
         self.e.emit(Insn::ldx_mem(Size::DW, R3, R10, addr));
         self.e.emit(Insn::call(helper));
