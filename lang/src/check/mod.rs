@@ -119,6 +119,8 @@ struct Checker<'a> {
     no_stats: Vec<(TyVar, Span, String)>,
     long: TyVar,
     string: TyVar,
+    /// Concrete probe points so far, to cap what braces and aliases expand to.
+    points: usize,
 }
 
 /// Checks a parsed script. Returns the program when there are no errors, and every diagnostic.
@@ -140,6 +142,7 @@ pub fn check(script: &ast::Script, sources: &SourceMap) -> (Option<hir::Program>
         no_stats: Vec::new(),
         long,
         string,
+        points: 0,
     };
     c.declare(script);
     let mut functions = Vec::new();

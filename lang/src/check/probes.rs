@@ -24,23 +24,32 @@ struct Group<'a> {
 
 const MAX_ALIAS_DEPTH: usize = 16;
 
-/// `{a,b}x` → `ax`, `bx` (nested groups expand too).
-fn brace_expand(name: &str) -> Vec<String> {
-    let Some(open) = name.find('{') else {
-        return vec![name.to_string()];
-    };
-    let Some(close_rel) = name[open..].find('}') else {
-        return vec![name.to_string()];
-    };
-    let close = open + close_rel;
-    let (head, body, tail) = (&name[..open], &name[open + 1..close], &name[close + 1..]);
-    let mut out = Vec::new();
-    for alt in body.split(',') {
-        for rest in brace_expand(tail) {
-            out.push(format!("{head}{alt}{rest}"));
+/// Most concrete points a script may expand to: braces and aliases multiply.
+const MAX_POINTS: usize = 10_000;
+
+/// `{a,b}x` → `ax`, `bx`, each group in turn; `None` past [`MAX_POINTS`].
+fn brace_expand(name: &str) -> Option<Vec<String>> {
+    let mut out = vec![String::new()];
+    let mut rest = name;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break;
+        };
+        let (head, body) = (&rest[..open], &rest[open + 1..close]);
+        let alts: Vec<&str> = body.split(',').collect();
+        if out.len() * alts.len() > MAX_POINTS {
+            return None;
         }
+        out = out
+            .iter()
+            .flat_map(|p| alts.iter().map(move |a| format!("{p}{head}{a}")))
+            .collect();
+        rest = &rest[close + 1..];
     }
-    out
+    for p in &mut out {
+        p.push_str(rest);
+    }
+    Some(out)
 }
 
 /// SystemTap-style text of a point: `process("./app").function("f").return`.
@@ -65,7 +74,13 @@ impl<'a> Checker<'a> {
             // Cartesian product of each component's brace alternatives.
             let mut combos: Vec<Vec<Component>> = vec![Vec::new()];
             for c in &pt.components {
-                let alts = brace_expand(&c.name);
+                let alts = match brace_expand(&c.name) {
+                    Some(a) if a.len() * combos.len() + self.points <= MAX_POINTS => a,
+                    _ => {
+                        self.too_many_points(pt.span);
+                        return Vec::new();
+                    }
+                };
                 let mut next = Vec::new();
                 for prefix in &combos {
                     for a in &alts {
@@ -89,9 +104,12 @@ impl<'a> Checker<'a> {
                     epilogues: Vec::new(),
                     span: pt.span,
                 };
-                self.resolve_aliases(point, 0, &mut points);
+                if !self.resolve_aliases(point, 0, &mut points) {
+                    return Vec::new();
+                }
             }
         }
+        self.points += points.len();
         // Points with the same alias bodies share one handler.
         let mut groups: Vec<Group<'a>> = Vec::new();
         for pt in points {
@@ -182,7 +200,19 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn resolve_aliases(&mut self, pt: Point<'a>, depth: usize, out: &mut Vec<Point<'a>>) {
+    fn too_many_points(&mut self, span: Span) {
+        self.error(
+            format!("probe points expand to more than {MAX_POINTS} concrete points in this script"),
+            span,
+        );
+    }
+
+    /// Expands `pt` through matching aliases into `out`; false once it gave up with an error.
+    fn resolve_aliases(&mut self, pt: Point<'a>, depth: usize, out: &mut Vec<Point<'a>>) -> bool {
+        if out.len() + self.points >= MAX_POINTS {
+            self.too_many_points(pt.span);
+            return false;
+        }
         let aliases = self.aliases.clone();
         let matching: Vec<&ast::AliasDecl> = aliases
             .iter()
@@ -197,14 +227,14 @@ impl<'a> Checker<'a> {
             .collect();
         if matching.is_empty() {
             out.push(pt);
-            return;
+            return true;
         }
         if depth >= MAX_ALIAS_DEPTH {
             self.error(
                 "probe alias expansion is too deep (is an alias recursive?)",
                 pt.span,
             );
-            return;
+            return false;
         }
         for a in matching {
             let suffix = &pt.comps[a.name.len()..];
@@ -227,9 +257,12 @@ impl<'a> Checker<'a> {
                     epilogues,
                     span: pt.span,
                 };
-                self.resolve_aliases(next, depth + 1, out);
+                if !self.resolve_aliases(next, depth + 1, out) {
+                    return false;
+                }
             }
         }
+        true
     }
 }
 
@@ -490,7 +523,10 @@ mod tests {
 
     #[test]
     fn braces() {
-        assert_eq!(brace_expand("{a,b}x{1,2}"), ["ax1", "ax2", "bx1", "bx2"]);
-        assert_eq!(brace_expand("plain"), ["plain"]);
+        let expand = |s| brace_expand(s).expect("few points");
+        assert_eq!(expand("{a,b}x{1,2}"), ["ax1", "ax2", "bx1", "bx2"]);
+        assert_eq!(expand("plain"), ["plain"]);
+        assert_eq!(expand("x{a,b"), ["x{a,b"]);
+        assert!(brace_expand(&"{a,b}".repeat(20)).is_none());
     }
 }
