@@ -649,22 +649,30 @@ impl<'a, 'b> Gen<'a, 'b> {
                 kind: FieldKind::Str { cap },
             }],
         });
+        self.record(id, RECORD_HEADER + cap, |g| {
+            let dst = Buf {
+                base: R8,
+                off: RECORD_HEADER as i16,
+                cap,
+            };
+            g.copy_str(dst, buf.base, buf.off);
+        });
+        self.scratch.release(m);
+        self.e.emit(Insn::mov64_imm(R0, 0));
+        Ok(())
+    }
+
+    /// Reserves a `size`-byte record for event `id` (r8 points at it while `fill` runs),
+    /// writes its header and submits it; a record that finds the buffer full is counted.
+    pub fn record(&mut self, id: EventId, size: u32, fill: impl FnOnce(&mut Self)) {
         let lost = self.e.label();
         let done = self.e.label();
-        self.reserve(RECORD_HEADER + cap);
+        self.reserve(size);
         self.e.jmp_imm(Cond::Eq, R0, 0, lost);
         self.e.emit(Insn::mov64_reg(R8, R0));
         self.e.emit(Insn::st_mem(Size::W, R8, 0, id.0 as i32));
         self.e.emit(Insn::st_mem(Size::W, R8, 4, 0));
-        self.copy_str(
-            Buf {
-                base: R8,
-                off: RECORD_HEADER as i16,
-                cap,
-            },
-            buf.base,
-            buf.off,
-        );
+        fill(self);
         self.e.emit(Insn::mov64_reg(R1, R8));
         self.e.emit(Insn::mov64_imm(R2, 0));
         self.e.emit(Insn::call(Helper::RingbufSubmit));
@@ -672,9 +680,6 @@ impl<'a, 'b> Gen<'a, 'b> {
         self.e.bind(lost);
         self.bump_counter(Counter::LostRecords);
         self.e.bind(done);
-        self.scratch.release(m);
-        self.e.emit(Insn::mov64_imm(R0, 0));
-        Ok(())
     }
 
     /// `error(msg)` with a message computed at run time: inside `try` the message goes to

@@ -78,26 +78,14 @@ impl Gen<'_, '_> {
         } else {
             self.build_key(g, keys, span)?
         };
-        let done = self.e.label();
-        let got = self.e.label();
-        self.reserve(RECORD_HEADER + key_size.div_ceil(8) * 8);
-        self.e.jmp_imm(Cond::Ne, R0, 0, got);
-        self.bump_counter(Counter::LostRecords);
-        self.e.goto(done);
-        self.e.bind(got);
-        self.e.emit(Insn::mov64_reg(R8, R0));
-        self.e.emit(Insn::st_mem(Size::W, R8, 0, id.0 as i32));
-        self.e.emit(Insn::st_mem(Size::W, R8, 4, 0));
-        if key_size > 0 {
-            self.lea(R1, R8, RECORD_HEADER as i16);
-            self.e.emit(Insn::mov64_imm(R2, key_size as i32));
-            self.lea(R3, R7, key);
-            self.e.emit(Insn::call(Helper::ProbeReadKernel));
-        }
-        self.e.emit(Insn::mov64_reg(R1, R8));
-        self.e.emit(Insn::mov64_imm(R2, 0));
-        self.e.emit(Insn::call(Helper::RingbufSubmit));
-        self.e.bind(done);
+        self.record(id, RECORD_HEADER + key_size.div_ceil(8) * 8, |g| {
+            if key_size > 0 {
+                g.lea(R1, R8, RECORD_HEADER as i16);
+                g.e.emit(Insn::mov64_imm(R2, key_size as i32));
+                g.lea(R3, R7, key);
+                g.e.emit(Insn::call(Helper::ProbeReadKernel));
+            }
+        });
         self.scratch.release(sm);
         Ok(())
     }
