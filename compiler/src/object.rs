@@ -212,6 +212,8 @@ pub enum MapKind {
     PercpuHash,
     PercpuArray,
     RingBuf,
+    /// Task-local storage: key is a task (an `int` fd from user space), one value per thread.
+    TaskStorage,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -59,10 +59,26 @@ fn create_map(spec: &MapSpec) -> Result<MapHandle, KernelError> {
         MapKind::PercpuHash => MapType::PercpuHash,
         MapKind::PercpuArray => MapType::PercpuArray,
         MapKind::RingBuf => MapType::RingBuf,
+        MapKind::TaskStorage => MapType::TaskStorage,
     };
-    let opts = libbpf_sys::bpf_map_create_opts {
+    let mut opts = libbpf_sys::bpf_map_create_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
         ..Default::default()
+    };
+    // Task storage must name its key and value types, and allocates on demand.
+    let _btf = if spec.kind == MapKind::TaskStorage {
+        use rtap_compiler::bpf::btf;
+        let fd = load_btf(&btf::map_btf(spec.value_size)).map_err(|e| KernelError::Map {
+            name: spec.name.clone(),
+            source: libbpf_rs::Error::from(e),
+        })?;
+        opts.btf_fd = fd.as_raw_fd() as u32;
+        opts.btf_key_type_id = btf::MAP_KEY_TYPE;
+        opts.btf_value_type_id = btf::MAP_VALUE_TYPE;
+        opts.map_flags = libbpf_sys::BPF_F_NO_PREALLOC;
+        Some(fd)
+    } else {
+        None
     };
     // Kernel map names are limited to 15 characters.
     let name: String = spec
@@ -171,8 +187,19 @@ fn to_raw(insn: Insn) -> libbpf_sys::bpf_insn {
 
 /// Loads one program; on a verifier rejection, points at the script line of the rejected instruction.
 pub fn load_program(spec: &ProgramSpec, maps: &[MapHandle]) -> Result<OwnedFd, KernelError> {
+    load_program_as(spec, maps, false)
+}
+
+/// Like [`load_program`]; `perf_uprobe` loads a uprobe program for perf-event attach
+/// instead of uprobe_multi links (the attach type changes what `bpf_get_func_ip` reads).
+pub fn load_program_as(
+    spec: &ProgramSpec,
+    maps: &[MapHandle],
+    perf_uprobe: bool,
+) -> Result<OwnedFd, KernelError> {
     let insns = patch_map_fds(&spec.insns, maps);
     let (prog_type, attach_type) = match spec.kind {
+        ProgramKind::Uprobe if perf_uprobe => (libbpf_sys::BPF_PROG_TYPE_KPROBE, 0),
         ProgramKind::Uprobe => (
             libbpf_sys::BPF_PROG_TYPE_KPROBE,
             libbpf_sys::BPF_TRACE_UPROBE_MULTI,
@@ -272,7 +299,10 @@ pub fn load_program(spec: &ProgramSpec, maps: &[MapHandle]) -> Result<OwnedFd, K
 
 /// Loads the BTF that callback programs refer to.
 fn load_func_btf() -> std::io::Result<OwnedFd> {
-    let blob = rtap_compiler::bpf::btf::func_btf();
+    load_btf(&rtap_compiler::bpf::btf::func_btf())
+}
+
+fn load_btf(blob: &[u8]) -> std::io::Result<OwnedFd> {
     let mut opts = libbpf_sys::bpf_btf_load_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_btf_load_opts>() as _,
         ..Default::default()

@@ -1,12 +1,15 @@
-//! The BTF a program with callbacks is loaded with: one function type for the main program, one for callbacks.
+//! The BTF rtap emits: function types for programs with callbacks, and key and value
+//! types for maps that must have them.
 //!
 //! The verifier accepts a callback (`ld_imm64` with `BPF_PSEUDO_FUNC`) only when the
 //! program carries `func_info`: one record per subprogram naming a `BTF_KIND_FUNC`,
-//! static for callbacks. Nothing else needs BTF, so this is all rtap emits.
+//! static for callbacks. Task-storage maps must name an `int` key and a sized value
+//! type. Nothing else needs BTF, so this is all rtap emits.
 
 const BTF_MAGIC: u16 = 0xeb9f;
 const KIND_INT: u32 = 1;
 const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
 const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
 const LINKAGE_STATIC: u32 = 0;
@@ -54,6 +57,28 @@ pub fn func_btf() -> Vec<u8> {
     }
     // [6] a callback.
     types.extend([each, info(KIND_FUNC, LINKAGE_STATIC), 5]);
+    blob(&types, &strings)
+}
+
+/// Type ids in [`map_btf`]: the key `int` and the value `unsigned char[N]`.
+pub const MAP_KEY_TYPE: u32 = 1;
+pub const MAP_VALUE_TYPE: u32 = 3;
+
+/// Key and value types for a map with an `int` key and `value_size` opaque bytes.
+pub fn map_btf(value_size: u32) -> Vec<u8> {
+    let strings = b"\0int\0unsigned char\0".to_vec();
+    let mut types: Vec<u32> = Vec::new();
+    // [1] int.
+    types.extend([1, info(KIND_INT, 0), 4, (INT_SIGNED << 24) | 32]);
+    // [2] unsigned char.
+    types.extend([5, info(KIND_INT, 0), 1, 8]);
+    // [3] unsigned char[value_size]: element type, index type, count.
+    types.extend([0, info(KIND_ARRAY, 0), 0, 2, 1, value_size]);
+    blob(&types, &strings)
+}
+
+/// A BTF blob: header, type section, string section.
+fn blob(types: &[u32], strings: &[u8]) -> Vec<u8> {
     let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
     let mut out = Vec::new();
     out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
@@ -70,7 +95,7 @@ pub fn func_btf() -> Vec<u8> {
         out.extend_from_slice(&w.to_le_bytes());
     }
     out.extend_from_slice(&type_bytes);
-    out.extend_from_slice(&strings);
+    out.extend_from_slice(strings);
     out
 }
 
@@ -96,5 +121,10 @@ mod tests {
         assert_eq!(str_off, type_len);
         assert_eq!(b.len() as u32, 24 + type_len + str_len);
         assert_eq!(func_info(&[7]), vec![[0, MAIN_FUNC], [7, CALLBACK_FUNC]]);
+        let m = map_btf(40);
+        let word = |i: usize| u32::from_le_bytes(m[i..i + 4].try_into().unwrap());
+        // Three types: int (16 bytes), unsigned char (16), the array (24).
+        assert_eq!(word(12), 56);
+        assert_eq!(word(24 + 32 + 20), 40);
     }
 }

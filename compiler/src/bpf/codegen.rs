@@ -120,9 +120,6 @@ pub fn codegen(
             }
         }
     }
-    if let Some(m) = &sh.entry {
-        sh.maps[m.saved.0 as usize].value_size = m.record_max.max(8);
-    }
     // The scratch value keeps one string of slack so appends at a variable offset stay in bounds.
     let scratch_size = scratch_max + opts.max_string_len;
     if scratch_size > MAX_SCRATCH {
@@ -263,8 +260,8 @@ pub struct Shared<'a> {
     pub counters: MapId,
     pub config: MapId,
     pub scratch: MapId,
-    /// The maps of values saved at entry for `.return` probes, once one needs them.
-    pub entry: Option<super::entry::EntryMaps>,
+    /// `.return` sites that save values at entry, each with its own storage map.
+    pub entry_sites: u32,
     /// Probe points that printf records refer to by index.
     pub probe_points: Vec<String>,
     /// `foreach` snapshot maps by (array, nesting depth): see `foreach.rs`.
@@ -286,7 +283,7 @@ impl<'a> Shared<'a> {
             counters: MapId(0),
             config: MapId(0),
             scratch: MapId(0),
-            entry: None,
+            entry_sites: 0,
             probe_points: Vec::new(),
             snapshots: HashMap::new(),
             wrap: HashMap::new(),

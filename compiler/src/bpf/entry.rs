@@ -1,13 +1,16 @@
-//! Values a `.return` probe reads at entry: the entry program that saves them in a
-//! map keyed by thread, site and call depth, and the return side that takes them back.
+//! Values a `.return` probe reads at entry: the entry program that saves them in the
+//! thread's own storage, and the return side that takes them back.
 //!
-//! The entry program bumps a per-(thread, site) depth counter, evaluates every
-//! `@entry(e)` operand and `$param` chain into a packed record, and stores it under
-//! (thread, site, depth). The return program takes the record at the current depth,
-//! copies it to scratch, deletes it and lowers the depth, so recursion and threads
-//! each see their own values. A return with no record (its entry ran before the
-//! probes were attached, or failed with an error already reported) is skipped and
-//! counted: running the handler with zeros would print values nobody saw.
+//! Each site has a task-local storage map (`BPF_MAP_TYPE_TASK_STORAGE`): per thread, a
+//! count of calls in progress, then one slot per call depth holding a valid flag and the
+//! packed record. The entry program bumps the count, evaluates every `@entry(e)` operand
+//! and `$param` chain, and fills the slot of its depth; the return program lowers the
+//! count and takes the slot back, so recursion and threads each see their own values.
+//! Task storage costs a pointer walk where a hash map costs hashing, locking and an
+//! allocation per call, and it goes away with its thread. A return with no valid slot
+//! (its entry ran before the probes were attached, failed with an error already
+//! reported, or nested deeper than the slots) is skipped and counted: running the
+//! handler with zeros would print values nobody saw.
 
 use super::codegen::{Buf, Gen, Shared, R};
 use super::emit::frame_off;
@@ -18,21 +21,19 @@ use crate::resolved::{EntrySite, ResolvedProbe};
 use rtap_lang::diag::Diagnostic;
 use rtap_lang::hir::{self, Expr, ExprId, ExprKind, Type};
 
-/// `BPF_ANY` for `bpf_map_update_elem`.
-const BPF_ANY: i32 = 0;
-
-/// The two maps every entry-saving site shares.
-#[derive(Clone, Copy, Debug)]
-pub struct EntryMaps {
-    /// (tid | site << 32) → calls in progress.
-    pub depth: MapId,
-    /// (tid | site << 32, depth) → the packed record.
-    pub saved: MapId,
-    /// Sites numbered so far.
-    pub sites: u32,
-    /// The largest record, the saved map's value size.
-    pub record_max: u32,
-}
+/// `BPF_LOCAL_STORAGE_GET_F_CREATE` for `bpf_task_storage_get`.
+const F_CREATE: i32 = 1;
+/// The most nested calls of one site a thread keeps values for: the kernel itself
+/// stops returning through uretprobes past 64 nested ones.
+const MAX_SLOTS: u32 = 64;
+/// Slots are cut below `MAX_SLOTS` to keep a thread's storage near this size...
+const STORAGE_TARGET: u32 = 16 << 10;
+/// ...but never below this many, unless the kernel's value size limit forces it.
+const MIN_SLOTS: u32 = 8;
+/// Local storage values must stay under 64 KiB, less the kernel's element header.
+const STORAGE_MAX: u32 = 60 << 10;
+/// Records up to this size are copied with inline loads and stores.
+const INLINE_COPY: u32 = 64;
 
 /// Where a value saved at entry sits in the return program's scratch (r7-relative).
 #[derive(Clone, Copy, Debug)]
@@ -41,14 +42,23 @@ pub enum Saved {
     Str(i16),
 }
 
-/// One site's record: which expressions, at which offsets.
+/// One site's record: which expressions, at which offsets, and where it is kept.
 #[derive(Clone, Debug)]
 pub struct EntryLayout {
-    pub site: u32,
     /// The value each saved expression computes at entry (the operand of `@entry`,
     /// or the target expression itself), its id, and its offset in the record.
     pub fields: Vec<(ExprId, Expr, u32)>,
+    /// The record's size, a multiple of 8.
     pub size: u32,
+    /// The site's task storage: the depth at 0, then `slots` slots of `8 + size` bytes.
+    pub map: MapId,
+    pub slots: u32,
+}
+
+impl EntryLayout {
+    fn slot_size(&self) -> u32 {
+        8 + self.size
+    }
 }
 
 impl Shared<'_> {
@@ -85,27 +95,36 @@ impl Shared<'_> {
                 }
             };
             fields.push((*id, value, size));
-            size += len;
+            size += len.div_ceil(8) * 8;
         }
-        let n = self.opts.max_map_entries;
-        let maps = match self.entry {
-            Some(m) => m,
-            None => EntryMaps {
-                depth: self.add_map("entry_depth", MapKind::Hash, 8, 8, n),
-                saved: self.add_map("entry_saved", MapKind::Hash, 16, 8, n),
-                sites: 0,
-                record_max: 0,
-            },
-        };
-        self.entry = Some(EntryMaps {
-            sites: maps.sites + 1,
-            record_max: maps.record_max.max(size),
-            ..maps
-        });
+        let size = size.div_ceil(8) * 8;
+        let slot = 8 + size;
+        let slots = (STORAGE_TARGET / slot)
+            .clamp(MIN_SLOTS, MAX_SLOTS)
+            .min((STORAGE_MAX - 8) / slot);
+        if slots == 0 {
+            return Err(Diagnostic::error(
+                format!(
+                    "`@entry` values of this probe take {size} bytes, more than a thread can keep; \
+                     lower `MAXSTRINGLEN`"
+                ),
+                probe.span,
+            ));
+        }
+        let site = self.entry_sites;
+        self.entry_sites += 1;
+        let map = self.add_map(
+            &format!("entry_{site}"),
+            MapKind::TaskStorage,
+            4,
+            8 + slots * slot,
+            0,
+        );
         Ok(EntryLayout {
-            site: maps.sites,
             fields,
             size,
+            map,
+            slots,
         })
     }
 }
@@ -148,72 +167,62 @@ pub fn entry_program<'a>(
 }
 
 impl<'a> Gen<'a, '_> {
-    fn entry_maps(&self) -> EntryMaps {
-        self.sh
-            .entry
-            .expect("entry maps exist once a layout was made")
+    /// r0 = this thread's storage of the site (or null), created if `create`.
+    fn task_storage(&mut self, l: &EntryLayout, create: bool) {
+        self.e.emit(Insn::call(Helper::GetCurrentTaskBtf));
+        self.e.emit(Insn::mov64_reg(R2, R0));
+        self.e.emit2(Insn::ld_map_fd(R1, l.map));
+        self.e.emit(Insn::mov64_imm(R3, 0));
+        self.e
+            .emit(Insn::mov64_imm(R4, if create { F_CREATE } else { 0 }));
+        self.e.emit(Insn::call(Helper::TaskStorageGet));
     }
 
-    /// A 16-byte frame key: `tid | site << 32` at `off`, the depth at `off + 8`.
-    fn entry_key(&mut self, site: u32) -> i16 {
-        let off = frame_off(self.frame.alloc(16), 16);
-        self.e.emit(Insn::call(Helper::GetCurrentPidTgid));
-        self.e.emit(Insn::alu32_reg(AluOp::Mov, R0, R0));
-        if site != 0 {
-            self.e.emit2(Insn::ld_imm64(R1, i64::from(site) << 32));
-            self.e.emit(Insn::alu64_reg(AluOp::Or, R0, R1));
+    /// Copies `size` bytes from `src + soff` to `dst + doff`; clobbers r1-r5.
+    fn copy_record(&mut self, dst: Reg, doff: i16, src: Reg, soff: i16, size: u32) {
+        if size <= INLINE_COPY {
+            for i in (0..size as i16).step_by(8) {
+                self.e.emit(Insn::ldx_mem(Size::DW, R1, src, soff + i));
+                self.e.emit(Insn::stx_mem(Size::DW, dst, R1, doff + i));
+            }
+            return;
         }
-        self.e.emit(Insn::stx_mem(Size::DW, R10, R0, off));
-        self.e.emit(Insn::st_mem(Size::DW, R10, off + 8, 0));
-        off
-    }
-
-    /// r0 = `helper(map, &key)` for lookup and delete.
-    fn map_key_call(&mut self, h: Helper, map: MapId, key: i16) {
-        self.e.emit2(Insn::ld_map_fd(R1, map));
-        self.lea(R2, R10, key);
-        self.e.emit(Insn::call(h));
+        self.lea(R3, src, soff);
+        self.lea(R1, dst, doff);
+        self.e.emit(Insn::mov64_imm(R2, size as i32));
+        self.e.emit(Insn::call(Helper::ProbeReadKernel));
     }
 
     /// The return side: takes this call's record into scratch, or skips the hit.
     pub fn consume_entry(&mut self, l: &EntryLayout) {
-        let maps = self.entry_maps();
         let rec = self.scratch.alloc(l.size) as i16;
-        let fm = self.frame.mark();
-        let key = self.entry_key(l.site);
         let skip = self.e.label();
-        let have = self.e.label();
-        self.map_key_call(Helper::MapLookupElem, maps.depth, key);
+        let go = self.e.label();
+        self.task_storage(l, false);
         self.e.jmp_imm(Cond::Eq, R0, 0, skip);
+        // Calls in progress: none means the entry was never seen.
         self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 0));
-        self.e.emit(Insn::stx_mem(Size::DW, R10, R1, key + 8));
         self.e.jmp_imm(Cond::Slt, R1, 1, skip);
-        let last = self.e.label();
-        self.e.jmp_imm(Cond::Sle, R1, 1, last);
         self.e.emit(Insn::add64_imm(R1, -1));
         self.e.emit(Insn::stx_mem(Size::DW, R0, R1, 0));
-        self.e.goto(have);
-        // The outermost call: the counter goes, so finished threads leave nothing behind.
-        self.e.bind(last);
-        self.map_key_call(Helper::MapDeleteElem, maps.depth, key);
-        self.e.bind(have);
-        self.map_key_call(Helper::MapLookupElem, maps.saved, key);
-        self.e.jmp_imm(Cond::Eq, R0, 0, skip);
+        // Deeper than the slots: the entry kept nothing.
+        self.e.jmp_imm(Cond::Ge, R1, l.slots as i32, skip);
+        self.e
+            .emit(Insn::alu64_imm(AluOp::Mul, R1, l.slot_size() as i32));
+        self.e.emit(Insn::alu64_reg(AluOp::Add, R0, R1));
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 8));
+        self.e.jmp_imm(Cond::Eq, R1, 0, skip);
+        self.e.emit(Insn::st_mem(Size::DW, R0, 8, 0));
         if l.size > 0 {
-            self.e.emit(Insn::mov64_reg(R3, R0));
-            self.lea(R1, R7, rec);
-            self.e.emit(Insn::mov64_imm(R2, l.size as i32));
-            self.e.emit(Insn::call(Helper::ProbeReadKernel));
+            self.e.emit(Insn::mov64_reg(R5, R0));
+            self.copy_record(R7, rec, R5, 16, l.size);
         }
-        self.map_key_call(Helper::MapDeleteElem, maps.saved, key);
-        let go = self.e.label();
         self.e.goto(go);
         self.e.bind(skip);
         self.bump_counter(Counter::Skipped);
         let exit = self.exit_label;
         self.e.goto(exit);
         self.e.bind(go);
-        self.frame.release(fm);
         for (id, value, off) in &l.fields {
             let at = rec + *off as i16;
             let slot = match value.ty {
@@ -242,36 +251,36 @@ impl<'a> Gen<'a, '_> {
         Ok(true)
     }
 
-    /// The entry program: bumps the depth, evaluates the saved values, stores the record.
+    /// The entry program: bumps the depth, clears its slot, evaluates the saved
+    /// values, then fills the slot and marks it valid.
     pub fn entry_body(
         &mut self,
         probe: &'a hir::Probe,
         l: &EntryLayout,
     ) -> Result<super::codegen::Body, Vec<Diagnostic>> {
-        let maps = self.entry_maps();
         self.program_start(probe.span);
         self.locals = self.alloc_locals(&probe.locals);
         let rec = self.scratch.alloc(l.size) as i16;
-        let key = self.entry_key(l.site);
-        let counted = self.e.label();
-        self.map_key_call(Helper::MapLookupElem, maps.depth, key);
-        let first = self.e.label();
-        self.e.jmp_imm(Cond::Eq, R0, 0, first);
+        // The slot pointer survives the evaluation in a frame slot.
+        let spill = frame_off(self.frame.alloc(8), 8);
+        let done = self.e.label();
+        let have = self.e.label();
+        self.task_storage(l, true);
+        self.e.jmp_imm(Cond::Ne, R0, 0, have);
+        self.raise(NO_ENTRY_STORAGE, probe.span, None);
+        self.e.bind(have);
+        // The depth counts every call, so returns pair even past the last slot.
         self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 0));
-        self.e.emit(Insn::add64_imm(R1, 1));
-        self.e.emit(Insn::stx_mem(Size::DW, R0, R1, 0));
-        self.e.emit(Insn::stx_mem(Size::DW, R10, R1, key + 8));
-        self.e.goto(counted);
-        self.e.bind(first);
-        self.e.emit(Insn::st_mem(Size::DW, R10, key + 8, 1));
-        self.e.emit2(Insn::ld_map_fd(R1, maps.depth));
-        self.lea(R2, R10, key);
-        self.lea(R3, R10, key + 8);
-        self.e.emit(Insn::mov64_imm(R4, BPF_ANY));
-        self.e.emit(Insn::call(Helper::MapUpdateElem));
-        self.e.jmp_imm(Cond::Eq, R0, 0, counted);
-        self.raise(TOO_MANY_CALLS, probe.span, None);
-        self.e.bind(counted);
+        self.e.emit(Insn::mov64_reg(R2, R1));
+        self.e.emit(Insn::add64_imm(R2, 1));
+        self.e.emit(Insn::stx_mem(Size::DW, R0, R2, 0));
+        self.e.jmp_imm(Cond::Ge, R1, l.slots as i32, done);
+        self.e
+            .emit(Insn::alu64_imm(AluOp::Mul, R1, l.slot_size() as i32));
+        self.e.emit(Insn::alu64_reg(AluOp::Add, R0, R1));
+        // Invalid until filled: an error while evaluating leaves nothing to take back.
+        self.e.emit(Insn::st_mem(Size::DW, R0, 8, 0));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R0, spill));
         let mut diags = Vec::new();
         let cap = self.cap();
         for (_, value, off) in &l.fields {
@@ -294,18 +303,16 @@ impl<'a> Gen<'a, '_> {
                 diags.push(d);
             }
         }
-        self.e.emit2(Insn::ld_map_fd(R1, maps.saved));
-        self.lea(R2, R10, key);
-        self.lea(R3, R7, rec);
-        self.e.emit(Insn::mov64_imm(R4, BPF_ANY));
-        self.e.emit(Insn::call(Helper::MapUpdateElem));
-        let stored = self.e.label();
-        self.e.jmp_imm(Cond::Eq, R0, 0, stored);
-        self.raise(TOO_MANY_CALLS, probe.span, None);
-        self.e.bind(stored);
+        self.e.emit(Insn::ldx_mem(Size::DW, R5, R10, spill));
+        if l.size > 0 {
+            self.copy_record(R5, 16, R7, rec, l.size);
+            self.e.emit(Insn::ldx_mem(Size::DW, R5, R10, spill));
+        }
+        self.e.emit(Insn::st_mem(Size::DW, R5, 8, 1));
+        self.e.bind(done);
         self.program_end(probe.span, diags)
     }
 }
 
-/// Raised at entry when the maps of saved values are full.
-pub const TOO_MANY_CALLS: &str = "too many calls in progress to save `@entry` values";
+/// Raised at entry when the kernel cannot allocate the thread's storage.
+pub const NO_ENTRY_STORAGE: &str = "no memory to save `@entry` values for this thread";

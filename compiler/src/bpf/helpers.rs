@@ -25,6 +25,8 @@ pub enum Helper {
     RingbufSubmit = 132,
     RingbufDiscard = 133,
     RingbufQuery = 134,
+    TaskStorageGet = 156,
+    GetCurrentTaskBtf = 158,
     ForEachMapElem = 164,
     GetFuncIp = 173,
     MapLookupPercpuElem = 195,
@@ -32,7 +34,7 @@ pub enum Helper {
 }
 
 impl Helper {
-    const ALL: [Helper; 26] = [
+    const ALL: [Helper; 28] = [
         Helper::MapLookupElem,
         Helper::MapUpdateElem,
         Helper::MapDeleteElem,
@@ -55,6 +57,8 @@ impl Helper {
         Helper::RingbufSubmit,
         Helper::RingbufDiscard,
         Helper::RingbufQuery,
+        Helper::TaskStorageGet,
+        Helper::GetCurrentTaskBtf,
         Helper::ForEachMapElem,
         Helper::GetFuncIp,
         Helper::MapLookupPercpuElem,
@@ -74,6 +78,8 @@ impl Helper {
             Helper::GetCurrentUidGid => "bpf_get_current_uid_gid",
             Helper::GetCurrentComm => "bpf_get_current_comm",
             Helper::GetCurrentTask => "bpf_get_current_task",
+            Helper::TaskStorageGet => "bpf_task_storage_get",
+            Helper::GetCurrentTaskBtf => "bpf_get_current_task_btf",
             Helper::GetStack => "bpf_get_stack",
             Helper::ProbeReadUser => "bpf_probe_read_user",
             Helper::ProbeReadKernel => "bpf_probe_read_kernel",
