@@ -177,6 +177,7 @@ fn list_case(text: &str, file: &str) -> Result<String, String> {
         .find(|l| !l.starts_with('#') && !l.trim().is_empty())
         .ok_or("missing probe point line")?
         .replace("@FIXTURE@", &path.to_string_lossy());
+    let (pp, addrs) = addresses(&pp, &path)?;
     let out = Command::new(rtap_binary()?)
         .arg(&flag)
         .arg(&pp)
@@ -185,7 +186,91 @@ fn list_case(text: &str, file: &str) -> Result<String, String> {
     if name != "rig" && !system {
         let _ = std::fs::remove_file(&path);
     }
-    Ok(render_run(&out, &path))
+    Ok(unaddress(render_run(&out, &path), &addrs))
+}
+
+/// `@ADDR(symbol)@` and `@ADDR(file.c:LINE)@`, optionally with `+N` bytes: the symbol's
+/// address (`nm`) or the lowest address of the line (`objdump --dwarf=decodedline`) in
+/// `fixture`, in hex as `objdump -d` shows it; `@ADDR10(...)@` is the same in decimal.
+/// Fixture addresses differ by optimisation level, so cases name them instead. Returns
+/// the text and, for each address, its hex form and the placeholder that prints it.
+fn addresses(text: &str, fixture: &Path) -> Result<(String, Vec<(String, String)>), String> {
+    let re = regex::Regex::new(r"@ADDR(10)?\(([^)+]+)(?:\+(\d+))?\)@").expect("valid regex");
+    let mut found = Vec::new();
+    let mut out = text.to_string();
+    for c in re.captures_iter(text) {
+        let spec = &c[2];
+        let base = match spec.rsplit_once(':') {
+            Some((file, line)) => line_address(fixture, file, line)?,
+            None => symbol_address(fixture, spec)?,
+        };
+        let extra: u64 = c
+            .get(3)
+            .map_or(Ok(0), |n| n.as_str().parse())
+            .map_err(|e| format!("{e}"))?;
+        let addr = base + extra;
+        let value = match c.get(1) {
+            Some(_) => addr.to_string(),
+            None => format!("{addr:#x}"),
+        };
+        out = out.replace(&c[0], &value);
+        found.push((format!("{addr:#x}"), c[0].replacen("@ADDR10(", "@ADDR(", 1)));
+        if extra != 0 {
+            // The base shows too (in suggestions such as "try 0x1149").
+            found.push((format!("{base:#x}"), format!("@ADDR({spec})@")));
+        }
+    }
+    Ok((out, found))
+}
+
+/// Output with each address printed back as its placeholder.
+fn unaddress(mut text: String, addrs: &[(String, String)]) -> String {
+    // Longer addresses first, so `0x1149` is not taken inside `0x11490`.
+    let mut addrs = addrs.to_vec();
+    addrs.sort_by_key(|(hex, _)| std::cmp::Reverse(hex.len()));
+    for (hex, shown) in addrs {
+        let re = regex::Regex::new(&format!(r"{hex}\b")).expect("valid regex");
+        text = re.replace_all(&text, regex::NoExpand(&shown)).into_owned();
+    }
+    text
+}
+
+fn tool_output(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn symbol_address(fixture: &Path, name: &str) -> Result<u64, String> {
+    let text = tool_output(Command::new("nm").arg("--defined-only").arg(fixture))?;
+    text.lines()
+        .find_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [addr, _, n] if n == name => u64::from_str_radix(addr, 16).ok(),
+            _ => None,
+        })
+        .ok_or_else(|| format!("no symbol `{name}` in {}", fixture.display()))
+}
+
+fn line_address(fixture: &Path, file: &str, line: &str) -> Result<u64, String> {
+    let text = tool_output(
+        Command::new("objdump")
+            .arg("--dwarf=decodedline")
+            .arg(fixture),
+    )?;
+    text.lines()
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [f, n, addr, ..] if f == file && n == line => {
+                u64::from_str_radix(addr.strip_prefix("0x")?, 16).ok()
+            }
+            _ => None,
+        })
+        .min()
+        .ok_or_else(|| format!("no line `{file}:{line}` in {}", fixture.display()))
 }
 
 fn render_run(out: &std::process::Output, fixture: &Path) -> String {
@@ -213,7 +298,9 @@ fn render_run(out: &std::process::Output, fixture: &Path) -> String {
 /// End-to-end cases: `run/NAME.rtap` with headers `# fixture: NAME -O0 -O2` and
 /// `# command: @FIXTURE@ ARGS`; the script runs for real under `rtap -c` and its
 /// output must equal `NAME.out` for every optimisation level listed. `@FIXTURES@`
-/// stands for the directory the fixtures are built in (their shared libraries).
+/// stands for the directory the fixtures are built in (their shared libraries),
+/// `@ADDR(...)@` for an address in the fixture (see `addresses`), and `@PID@` for the
+/// process of `# background: CMD`.
 fn run_cases() -> Vec<Trial> {
     let mut trials = Vec::new();
     for path in case_files("run", "rtap") {
@@ -254,12 +341,28 @@ fn run_case(path: &Path, fixture: &str, opt: &str) -> Result<(), Failed> {
     let case = stem(path);
     let fx = fixture_copy(fixture, opt, &case)?;
     let fxs = fx.to_string_lossy();
-    let script = text
-        .replace("@FIXTURE@", &fxs)
-        .replace("@FIXTURES@", &fixture_dir().to_string_lossy());
-    let command = header(&text, "command")
-        .unwrap_or_else(|| "@FIXTURE@".into())
-        .replace("@FIXTURE@", &fxs);
+    // `# background: CMD` runs before rtap starts (a process that already exists), its
+    // pid standing for `@PID@` in the script, the command and `# rtap-args`.
+    let background = match header(&text, "background") {
+        Some(b) => Some(Background::spawn(&b.replace("@FIXTURE@", &fxs))?),
+        None => None,
+    };
+    let pid = background.as_ref().map(|b| b.0.id().to_string());
+    let subst = |t: &str| match &pid {
+        Some(p) => t.replace("@PID@", p),
+        None => t.to_string(),
+    };
+    let script = subst(
+        &text
+            .replace("@FIXTURE@", &fxs)
+            .replace("@FIXTURES@", &fixture_dir().to_string_lossy()),
+    );
+    let (script, addrs) = addresses(&script, &fx)?;
+    let command = subst(
+        &header(&text, "command")
+            .unwrap_or_else(|| "@FIXTURE@".into())
+            .replace("@FIXTURE@", &fxs),
+    );
     let mut cmd = Command::new(rtap_binary()?);
     cmd.arg("-e").arg(&script);
     // `# command: none` runs the script without `-c`; it must end by itself.
@@ -267,12 +370,40 @@ fn run_case(path: &Path, fixture: &str, opt: &str) -> Result<(), Failed> {
         cmd.arg("-c").arg(&command);
     }
     if let Some(extra) = header(&text, "rtap-args") {
-        cmd.args(extra.split_whitespace());
+        cmd.args(subst(&extra).split_whitespace());
     }
     let out = cmd.output().map_err(|e| e.to_string())?;
+    drop(background);
     let _ = std::fs::remove_file(&fx);
-    let rendered = normalize_json(&render_run(&out, &fx));
+    let mut rendered = unaddress(normalize_json(&render_run(&out, &fx)), &addrs);
+    if let Some(p) = &pid {
+        let re = regex::Regex::new(&format!(r"\b{p}\b")).expect("valid regex");
+        rendered = re.replace_all(&rendered, "@PID@").into_owned();
+    }
     expect_file(&path.with_extension("out"), &rendered).map_err(Failed::from)
+}
+
+/// A process started before rtap, killed when the case ends.
+struct Background(std::process::Child);
+
+impl Background {
+    fn spawn(command: &str) -> Result<Background, String> {
+        let mut words = command.split_whitespace();
+        let program = words.next().ok_or("empty `# background:` command")?;
+        let child = Command::new(program)
+            .args(words)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+        Ok(Background(child))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `--json` records carry pids and times that change from run to run.

@@ -28,7 +28,8 @@ pub struct Options {
 #[derive(Debug)]
 pub enum Output {
     Text(String),
-    Object(BpfObject),
+    /// Boxed: an object is large, and outputs move around by value.
+    Object(Box<BpfObject>),
 }
 
 /// How long each pass took, for `-v`.
@@ -92,10 +93,11 @@ pub fn compile_timed(
         t,
     );
     let t = Instant::now();
-    let obj = bpf::codegen(&resolved, sources, &opts.codegen).map_err(|mut e| {
+    let mut obj = bpf::codegen(&resolved, sources, &opts.codegen).map_err(|mut e| {
         e.append(&mut warnings);
         e
     })?;
+    warnings.append(&mut obj.host.warnings);
     let insns: usize = obj.programs.iter().map(|p| p.insns.len()).sum();
     timings.pass(
         3,
@@ -106,7 +108,7 @@ pub fn compile_timed(
         ),
         t,
     );
-    Ok((Output::Object(obj), warnings))
+    Ok((Output::Object(Box::new(obj)), warnings))
 }
 
 /// `-l`/`-L`: the lines for a probe point, or the rendered reason it is invalid.

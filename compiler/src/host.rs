@@ -1,4 +1,5 @@
-//! Handlers that run in user space: `begin`, `end`, `error` and `timer.{s,ms,us,ns,hz}`.
+//! Handlers that run in user space: `begin`, `end`, `error`, `timer.{s,ms,us,ns,hz}`, and
+//! `process.begin` for processes already running when the session starts.
 //!
 //! They need no probe context, and they are where scripts do what BPF cannot do well:
 //! sorted `foreach` with `limit`, histogram and statistics printing, `ctime`, big
@@ -12,7 +13,8 @@ use crate::resolved::{ResolvedProgram, Site};
 use rtap_lang::diag::Diagnostic;
 use rtap_lang::hir::{self, Block, Expr, ExprKind, FuncId, Local};
 use rtap_lang::span::{SourceMap, Span};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 /// When a host handler runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +32,14 @@ pub enum HostWhen {
     Timer {
         period_ns: u64,
         randomize_ns: u64,
+    },
+    /// Once per process already running when the session starts (after `begin`),
+    /// with that process as the context of `pid()`, `execname()` and friends.
+    ProcessBegin {
+        /// Only processes running this executable (canonical path).
+        path: Option<PathBuf>,
+        /// `process(PID)`: only this process.
+        pid: Option<u32>,
     },
 }
 
@@ -55,6 +65,8 @@ pub struct HostProgram {
     pub sources: SourceMap,
     /// `MAXSTRINGLEN`, NUL included: strings are cut to one byte less.
     pub max_string_len: u32,
+    /// Said at compile time, then dropped: the driver takes them out.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl HostProgram {
@@ -124,7 +136,7 @@ pub const HOST_BUILTINS: &[&str] = &[
 /// Whether a site's handler runs in user space.
 pub fn runs_on_host(site: &Site) -> bool {
     match site {
-        Site::Begin { .. } | Site::End { .. } | Site::Error { .. } => true,
+        Site::Begin { .. } | Site::End { .. } | Site::Error { .. } | Site::Running(_) => true,
         Site::Timer { every_cpu, .. } => !every_cpu,
         Site::Uprobe(_) | Site::Never | Site::Lifecycle(_) => false,
     }
@@ -138,7 +150,8 @@ pub fn lower(
 ) -> Result<HostProgram, Vec<Diagnostic>> {
     let mut handlers = Vec::new();
     let mut diags = Vec::new();
-    let mut checked_funcs = HashSet::new();
+    let mut warnings = Vec::new();
+    let mut checked_funcs: HashMap<Why, HashSet<FuncId>> = HashMap::new();
     for rp in &p.probes {
         let when = match &rp.site {
             Site::Begin { seq } => HostWhen::Begin { seq: *seq },
@@ -152,17 +165,54 @@ pub fn lower(
                 period_ns: *period_ns,
                 randomize_ns: *randomize_ns,
             },
+            Site::Running(r) => HostWhen::ProcessBegin {
+                path: r.path.clone(),
+                pid: r.pid,
+            },
             _ => continue,
         };
         let probe = &p.hir.probes[rp.probe];
         let point = &probe.points[rp.point];
-        validate(
-            p.hir,
-            &probe.body,
-            &point.text,
-            &mut diags,
-            &mut checked_funcs,
-        );
+        let (probe_point, why) = match &rp.site {
+            Site::Running(r) => (r.pp.clone(), Why::Running),
+            _ => (point.text.clone(), Why::NoProcess),
+        };
+        // `.begin` of a path (or of any process) also has its BPF site for processes
+        // that start later: a handler that needs the probed process only loses the
+        // processes already running, with a warning, not the whole script.
+        if let Site::Running(r) = &rp.site {
+            if r.pid.is_none() {
+                let mut mine = Vec::new();
+                Validator {
+                    hir: p.hir,
+                    what: &point.text,
+                    why,
+                    diags: &mut mine,
+                    funcs: &mut HashSet::new(),
+                }
+                .block(&probe.body);
+                if let Some(first) = mine.first() {
+                    let span = first.primary.as_ref().map_or(probe.span, |l| l.span);
+                    warnings.push(Diagnostic::warning(
+                        format!(
+                            "`{}` does not run for processes already running at start: \
+                             its handler reads the process's memory or registers",
+                            point.text
+                        ),
+                        span,
+                    ));
+                    continue;
+                }
+            }
+        }
+        let mut v = Validator {
+            hir: p.hir,
+            what: &point.text,
+            why,
+            diags: &mut diags,
+            funcs: checked_funcs.entry(why).or_default(),
+        };
+        v.block(&probe.body);
         let same_probe = handlers
             .iter()
             .filter(|h: &&HostHandler| h.name.starts_with(&format!("host_{}_", rp.probe)))
@@ -170,7 +220,7 @@ pub fn lower(
         handlers.push(HostHandler {
             name: format!("host_{}_{}", rp.probe, same_probe),
             when,
-            probe_point: point.text.clone(),
+            probe_point,
             locals: probe.locals.clone(),
             body: probe.body.clone(),
         });
@@ -183,41 +233,71 @@ pub fn lower(
         functions: p.hir.functions.clone(),
         sources: sources.clone(),
         max_string_len,
+        warnings,
     })
 }
 
+/// Why a host handler has no probe context, for its error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Why {
+    /// `begin`, `end`, `error`, timers: no process at all.
+    NoProcess,
+    /// `.begin` of a process that was running before rtap: the handler runs in rtap,
+    /// which knows that process only through /proc.
+    Running,
+}
+
 /// Refuses what a handler without a probed process cannot evaluate, in its body and in
-/// every function it calls (each function is walked once).
-fn validate(
-    hir: &hir::Program,
-    body: &Block,
-    what: &str,
-    diags: &mut Vec<Diagnostic>,
-    funcs: &mut HashSet<FuncId>,
-) {
-    let mut calls = Vec::new();
-    visit_block(body, &mut |e: &Expr| {
-        let msg = match &e.kind {
-            ExprKind::Target(_) | ExprKind::Entry(_) => {
-                format!("target variables need a probe in a process; `{what}` has none")
+/// every function it calls (each function is walked once per reason).
+struct Validator<'a> {
+    hir: &'a hir::Program,
+    what: &'a str,
+    why: Why,
+    diags: &'a mut Vec<Diagnostic>,
+    funcs: &'a mut HashSet<FuncId>,
+}
+
+impl Validator<'_> {
+    fn block(&mut self, body: &Block) {
+        let (what, why) = (self.what, self.why);
+        let mut calls = Vec::new();
+        let diags = &mut *self.diags;
+        visit_block(body, &mut |e: &Expr| {
+            let msg = match (&e.kind, why) {
+                (ExprKind::Target(_) | ExprKind::Entry(_), Why::NoProcess) => {
+                    format!("target variables need a probe in a process; `{what}` has none")
+                }
+                (ExprKind::Target(_) | ExprKind::Entry(_), Why::Running) => format!(
+                    "target variables cannot be read in `{what}` for a process already running at start (there the handler runs in user space)"
+                ),
+                (ExprKind::Builtin { name, .. }, Why::NoProcess)
+                    if !HOST_BUILTINS.contains(&name.as_str()) =>
+                {
+                    format!("`{name}` needs a probe in a process; `{what}` has none")
+                }
+                (ExprKind::Builtin { name, .. }, Why::Running)
+                    if !HOST_BUILTINS.contains(&name.as_str()) =>
+                {
+                    format!(
+                        "`{name}` cannot run in `{what}` for a process already running at start (there the handler runs in user space)"
+                    )
+                }
+                (ExprKind::Call { func, .. }, _) => {
+                    calls.push(*func);
+                    return;
+                }
+                _ => return,
+            };
+            let d = Diagnostic::error(msg, e.span);
+            if !diags.contains(&d) {
+                diags.push(d);
             }
-            ExprKind::Builtin { name, .. } if !HOST_BUILTINS.contains(&name.as_str()) => {
-                format!("`{name}` needs a probe in a process; `{what}` has none")
+        });
+        for f in calls {
+            if self.funcs.insert(f) {
+                let hir = self.hir;
+                self.block(&hir.functions[f.0 as usize].body);
             }
-            ExprKind::Call { func, .. } => {
-                calls.push(*func);
-                return;
-            }
-            _ => return,
-        };
-        let d = Diagnostic::error(msg, e.span);
-        if !diags.contains(&d) {
-            diags.push(d);
-        }
-    });
-    for f in calls {
-        if funcs.insert(f) {
-            validate(hir, &hir.functions[f.0 as usize].body, what, diags, funcs);
         }
     }
 }

@@ -49,6 +49,51 @@ pub struct GlobalSpec {
     pub auto_print: bool,
     /// For statistics printed with `@hist_*`: the buckets after the five aggregates.
     pub hist: Option<HistLayout>,
+    /// An array keyed by strings: the map of elements whose strings all fit in
+    /// [`SHORT_KEY`] bytes (see `bpf::short_keys`).
+    pub short: Option<ShortKeys>,
+}
+
+/// Strings of at most `SHORT_KEY - 1` bytes make short keys.
+pub const SHORT_KEY: u32 = 64;
+
+/// The second map of an array with short keys, and its key layout: the same fields
+/// with every string cut to [`SHORT_KEY`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShortKeys {
+    pub map: MapId,
+    pub keys: Vec<Field>,
+}
+
+impl GlobalSpec {
+    /// The map an element lives in and its key there, from its key packed in the
+    /// full layout (strings zero-padded, as the probes pack them).
+    pub fn place(&self, key: &[u8]) -> (MapId, Vec<u8>) {
+        if let Some(short) = &self.short {
+            let fits = self.keys.iter().all(|f| match f.kind {
+                FieldKind::Str { .. } => key.get((f.offset + SHORT_KEY - 1) as usize) == Some(&0),
+                FieldKind::Long => true,
+            });
+            if fits {
+                let mut out = Vec::new();
+                for (f, s) in self.keys.iter().zip(&short.keys) {
+                    let at = f.offset as usize;
+                    out.extend_from_slice(&key[at..at + s.size() as usize]);
+                }
+                return (short.map, out);
+            }
+        }
+        (self.map, key.to_vec())
+    }
+
+    /// Every map holding elements, with the layout of its keys.
+    pub fn parts(&self) -> Vec<(MapId, &[Field])> {
+        let mut out = vec![(self.map, &self.keys[..])];
+        if let Some(s) = &self.short {
+            out.push((s.map, &s.keys[..]));
+        }
+        out
+    }
 }
 
 /// The value bytes of a global's map.
@@ -243,6 +288,16 @@ pub struct Field {
     pub kind: FieldKind,
 }
 
+impl Field {
+    /// Bytes the field takes.
+    pub fn size(&self) -> u32 {
+        match self.kind {
+            FieldKind::Long => 8,
+            FieldKind::Str { cap } => cap,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventKind {
     /// Format the fields with a printf format.
@@ -352,3 +407,59 @@ pub const KFUNCS: &[&str] = &["bpf_copy_from_user_str"];
 /// index into [`BpfObject::probe_points`], then `bpf_get_current_pid_tgid()` and
 /// `bpf_ktime_get_boot_ns()` as `u64`s; fields start after these 24 bytes.
 pub const PRINTF_HEADER: u32 = 24;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `[string, long]` array: 63-byte strings go to the short map, 64-byte ones stay.
+    #[test]
+    fn short_keys_split_at_64_bytes() {
+        let cap = 512;
+        let long = |offset| Field {
+            offset,
+            kind: FieldKind::Long,
+        };
+        let spec = GlobalSpec {
+            name: "a".into(),
+            map: MapId(4),
+            keys: vec![
+                Field {
+                    offset: 0,
+                    kind: FieldKind::Str { cap },
+                },
+                long(cap),
+            ],
+            value: GlobalValue::Long,
+            init: None,
+            auto_print: false,
+            hist: None,
+            short: Some(ShortKeys {
+                map: MapId(5),
+                keys: vec![
+                    Field {
+                        offset: 0,
+                        kind: FieldKind::Str { cap: SHORT_KEY },
+                    },
+                    long(SHORT_KEY),
+                ],
+            }),
+        };
+        let packed = |len: usize| {
+            let mut k = vec![0u8; cap as usize + 8];
+            k[..len].fill(b'x');
+            k[cap as usize..].copy_from_slice(&7i64.to_ne_bytes());
+            k
+        };
+        let (map, key) = spec.place(&packed(63));
+        assert_eq!(map, MapId(5));
+        assert_eq!(key.len(), SHORT_KEY as usize + 8);
+        assert_eq!(&key[..63], &[b'x'; 63][..]);
+        assert_eq!(key[63], 0);
+        assert_eq!(&key[64..], &7i64.to_ne_bytes());
+        let (map, key) = spec.place(&packed(64));
+        assert_eq!(map, MapId(4));
+        assert_eq!(key, packed(64));
+        assert_eq!(spec.parts().len(), 2);
+    }
+}

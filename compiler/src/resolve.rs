@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use visit::{children, visit_block, visit_expr};
 
+mod address;
 mod library;
 pub(crate) mod points;
 mod targets;

@@ -64,6 +64,20 @@ pub enum Site {
     },
     /// A process or thread lifecycle event, seen through a raw tracepoint.
     Lifecycle(LifecycleSite),
+    /// `.begin` of processes already running when the session starts: no event will
+    /// ever fire for them, so the handler runs once per such process, in user space.
+    Running(RunningSite),
+}
+
+/// `process[("PATH"|PID)].begin` for the processes that exist when the session starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningSite {
+    /// Only processes running this executable (canonical path).
+    pub path: Option<PathBuf>,
+    /// `process(PID)`: only this process.
+    pub pid: Option<u32>,
+    /// The probe point as SystemTap prints it.
+    pub pp: String,
 }
 
 /// `process[("PATH"|PID)].begin/.end/.thread.begin/.thread.end` when it needs the

@@ -143,7 +143,7 @@ fn run(cli: Cli) -> Result<u8> {
             print!("{t}");
             return Ok(0);
         }
-        driver::Output::Object(obj) => obj,
+        driver::Output::Object(obj) => *obj,
     };
     if let Some(pass @ (3 | 4)) = cli.pass {
         if pass == 4 {

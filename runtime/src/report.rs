@@ -109,14 +109,14 @@ pub fn auto_print(globals: &[GlobalSpec], maps: &[MapHandle]) -> String {
             out.push_str(&format!("{}{sep}{}\n", g.name, show(&v)));
             continue;
         }
-        let rows: Vec<(Vec<u8>, Val)> = map
-            .keys()
-            .filter_map(|k| value(map, g.value, &k).map(|v| (k, v)))
-            .collect();
-        let mut rows: Vec<(String, Val)> = rows
-            .into_iter()
-            .map(|(k, v)| (key_text(&g.keys, &k), v))
-            .collect();
+        let mut rows: Vec<(String, Val)> = Vec::new();
+        for (id, fields) in g.parts() {
+            let part = &maps[id.0 as usize];
+            rows.extend(
+                part.keys()
+                    .filter_map(|k| value(part, g.value, &k).map(|v| (key_text(fields, &k), v))),
+            );
+        }
         // SystemTap prints arrays sorted by value, largest first; ties by key keep it stable.
         rows.sort_by(|a, b| {
             let by_value = match (&b.1, &a.1) {

@@ -266,15 +266,15 @@ fn hist_text(
     use libbpf_rs::{MapCore, MapFlags};
     let spec = obj.globals.get(global)?;
     let layout = spec.hist?;
-    let map = &maps[spec.map.0 as usize];
-    let key = if spec.keys.is_empty() {
-        0u32.to_ne_bytes().to_vec()
+    let (map, key) = if spec.keys.is_empty() {
+        (spec.map, 0u32.to_ne_bytes().to_vec())
     } else {
         let size = obj.maps[spec.map.0 as usize].key_size as usize;
-        rec.get(RECORD_HEADER as usize..RECORD_HEADER as usize + size)?
-            .to_vec()
+        spec.place(rec.get(RECORD_HEADER as usize..RECORD_HEADER as usize + size)?)
     };
-    let per_cpu = map.lookup_percpu(&key, MapFlags::ANY).ok()??;
+    let per_cpu = maps[map.0 as usize]
+        .lookup_percpu(&key, MapFlags::ANY)
+        .ok()??;
     let stats = crate::interp::merge(&per_cpu, layout.buckets());
     let text = crate::interp::hist::render(layout, &stats.buckets);
     (!text.is_empty()).then_some(text)
@@ -492,6 +492,8 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
     let mut links = Vec::new();
     let mut timers = Vec::new();
     let begin_failed = sink.borrow().errors > opts.max_errors;
+    // Processes started from here on are the armed probes' to report.
+    let armed_ns = crate::interp::task::boot_ns();
     if !sink.borrow().exit_requested && !begin_failed {
         for (p, fd) in obj.programs.iter().zip(&progs) {
             match (p.kind, &p.attach) {
@@ -539,6 +541,21 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
                 _ => {}
             }
         }
+    }
+
+    // `.begin` of the processes already running, once the probes are armed, as
+    // SystemTap's task finder does; each runs with that process as its context.
+    if !sink.borrow().exit_requested && !begin_failed {
+        let scope = match (&opts.command, opts.pid) {
+            (Some(_), _) => crate::interp::task::Scope::Command,
+            (None, Some(pid)) => crate::interp::task::Scope::Target(pid),
+            (None, None) => crate::interp::task::Scope::All,
+        };
+        for (h, pid) in interp.running_begins(scope, armed_ns) {
+            interp.task = Some(pid);
+            run_host(&mut interp, &[h]);
+        }
+        interp.task = None;
     }
 
     let child_fd = match &mut child {

@@ -62,7 +62,7 @@ pub fn codegen(
         ))]);
     }
     let mut sh = Shared::new(p.hir, sources, opts);
-    let mut diags = sh.declare_globals();
+    let mut diags = sh.declare_globals(&super::short_keys::walked_in_bpf(p));
     let mut programs = Vec::new();
     let mut scratch_max = 8;
     for (i, rp) in p.probes.iter().enumerate() {
@@ -244,7 +244,11 @@ fn program_kind(site: &Site) -> Option<(ProgramKind, Attach)> {
                 every_cpu: *every_cpu,
             },
         ),
-        Site::Never | Site::Begin { .. } | Site::End { .. } | Site::Error { .. } => return None,
+        Site::Never
+        | Site::Begin { .. }
+        | Site::End { .. }
+        | Site::Error { .. }
+        | Site::Running(_) => return None,
     })
 }
 

@@ -12,9 +12,12 @@ impl Gen<'_, '_> {
     pub fn delete_element(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<()> {
         let m = self.scratch.mark();
         let key = self.build_key(g, keys, span)?;
-        self.e.emit2(Insn::ld_map_fd(R1, self.global_map(g)));
-        self.lea(R2, R7, key);
-        self.e.emit(Insn::call(Helper::MapDeleteElem));
+        self.per_key_map(g, key, &mut |s, map, key| {
+            s.e.emit2(Insn::ld_map_fd(R1, map));
+            s.lea(R2, key.base, key.off);
+            s.e.emit(Insn::call(Helper::MapDeleteElem));
+            Ok(())
+        })?;
         if let Some(order) = self.wrap_order(g) {
             self.e.emit2(Insn::ld_map_fd(R1, order));
             self.lea(R2, R7, key);
@@ -41,6 +44,12 @@ impl Gen<'_, '_> {
         let ctx = self.temp();
         let map = self.global_map(g);
         self.for_each(map, Callback::Delete { pattern, order }, ctx, span);
+        // Arrays with short keys are never sliced in BPF: this is a whole `delete`.
+        if let Some(short) = self.sh.globals[g.0 as usize].short.clone() {
+            let pattern = None;
+            let order = None;
+            self.for_each(short.map, Callback::Delete { pattern, order }, ctx, span);
+        }
         self.frame.release(fm);
         self.scratch.release(sm);
         Ok(())

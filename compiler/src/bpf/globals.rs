@@ -2,11 +2,13 @@
 
 use super::codegen::{Buf, Gen, Shared, R};
 use super::insn::*;
+use super::short_keys::KeyAt;
 use crate::object::*;
 use crate::resolve::visit::visit_block;
 use rtap_lang::diag::Diagnostic;
 use rtap_lang::hir::{Expr, ExprKind, GlobalId, HistKind, LValue, StatOp, Type};
 use rtap_lang::span::Span;
+use std::collections::HashSet;
 
 /// Bytes of a per-CPU stats value before its histogram: count, sum, min, max, sum of squares.
 pub const STATS_VALUE: u32 = 40;
@@ -42,7 +44,7 @@ pub(super) const BPF_NOEXIST: i32 = 1;
 
 impl Shared<'_> {
     /// One map per global; returns errors for globals that cannot be laid out.
-    pub fn declare_globals(&mut self) -> Vec<Diagnostic> {
+    pub fn declare_globals(&mut self, walked: &HashSet<GlobalId>) -> Vec<Diagnostic> {
         let diags = Vec::new();
         let cap = self.opts.max_string_len;
         let hists = hist_layouts(self.hir);
@@ -71,6 +73,7 @@ impl Shared<'_> {
                 key_size += size;
             }
             let stats = g.ty == Type::Stats;
+            let mut short = None;
             let map = if keys.is_empty() {
                 let kind = if stats {
                     MapKind::PercpuArray
@@ -91,6 +94,24 @@ impl Shared<'_> {
                 if g.wrap {
                     self.declare_wrap(i as u32, &g.name, key_size, n);
                 }
+                let has_str = keys.iter().any(|f| matches!(f.kind, FieldKind::Str { .. }));
+                if has_str && cap > SHORT_KEY && !g.wrap && !walked.contains(&GlobalId(i as u32)) {
+                    let mut short_keys = Vec::new();
+                    let mut size = 0;
+                    for f in &keys {
+                        let kind = match f.kind {
+                            FieldKind::Str { .. } => FieldKind::Str { cap: SHORT_KEY },
+                            k => k,
+                        };
+                        short_keys.push(Field { offset: size, kind });
+                        size += short_keys.last().map_or(0, Field::size);
+                    }
+                    let m = self.add_map(&format!("{}_s", g.name), kind, size, value_size, n);
+                    short = Some(ShortKeys {
+                        map: m,
+                        keys: short_keys,
+                    });
+                }
                 map
             };
             self.globals.push(GlobalSpec {
@@ -101,6 +122,7 @@ impl Shared<'_> {
                 init: g.init.clone(),
                 auto_print: g.auto_print,
                 hist,
+                short,
             });
         }
         diags
@@ -187,13 +209,12 @@ impl Gen<'_, '_> {
             self.lookup_u32(self.global_map(g), 0);
             return Ok(());
         }
-        let m = self.scratch.mark();
-        let key = self.build_key(g, keys, span)?;
-        self.e.emit2(Insn::ld_map_fd(R1, self.global_map(g)));
-        self.lea(R2, R7, key);
-        self.e.emit(Insn::call(Helper::MapLookupElem));
-        self.scratch.release(m);
-        Ok(())
+        self.with_element(g, keys, span, &mut |s, map, key| {
+            s.e.emit2(Insn::ld_map_fd(R1, map));
+            s.lea(R2, key.base, key.off);
+            s.e.emit(Insn::call(Helper::MapLookupElem));
+            Ok(())
+        })
     }
 
     pub fn global_long(&mut self, g: GlobalId, span: Span) -> R<()> {
@@ -236,30 +257,45 @@ impl Gen<'_, '_> {
             self.e.jmp_imm(Cond::Eq, R0, 0, exit);
             return Ok(());
         }
-        let map = self.global_map(g);
-        let value_size = self.sh.maps[map.0 as usize].value_size;
-        let m = self.scratch.mark();
-        let key = self.build_key(g, keys, span)?;
+        let value_size = self.sh.maps[self.global_map(g).0 as usize].value_size;
+        self.with_element(g, keys, span, &mut |s, map, key| {
+            s.element_or_insert(g, map, key, value_size, span)
+        })
+    }
+
+    /// r0 = the element at `key` in `map`, inserted as zeros when missing.
+    fn element_or_insert(
+        &mut self,
+        g: GlobalId,
+        map: MapId,
+        key: KeyAt,
+        value_size: u32,
+        span: Span,
+    ) -> R<()> {
         self.e.emit2(Insn::ld_map_fd(R1, map));
-        self.lea(R2, R7, key);
+        self.lea(R2, key.base, key.off);
         self.e.emit(Insn::call(Helper::MapLookupElem));
         let found = self.e.label();
         self.e.jmp_imm(Cond::Ne, R0, 0, found);
         // Insert a zero value, then look it up again.
+        let m = self.scratch.mark();
         let zero = self.scratch.alloc(value_size) as i16;
         for i in (0..value_size).step_by(8) {
             self.e.emit(Insn::st_mem(Size::DW, R7, zero + i as i16, 0));
         }
         self.e.emit2(Insn::ld_map_fd(R1, map));
-        self.lea(R2, R7, key);
+        self.lea(R2, key.base, key.off);
         self.lea(R3, R7, zero);
         self.e.emit(Insn::mov64_imm(R4, BPF_NOEXIST));
         self.e.emit(Insn::call(Helper::MapUpdateElem));
         if self.wrap_order(g).is_some() {
-            self.wrap_insert(g, key, zero, span);
+            // Arrays that wrap have no short keys: the key is the full one, in scratch.
+            debug_assert_eq!(key.base, R7);
+            self.wrap_insert(g, key.off, zero, span);
         }
+        self.scratch.release(m);
         self.e.emit2(Insn::ld_map_fd(R1, map));
-        self.lea(R2, R7, key);
+        self.lea(R2, key.base, key.off);
         self.e.emit(Insn::call(Helper::MapLookupElem));
         self.e.jmp_imm(Cond::Ne, R0, 0, found);
         let name = self.sh.globals[g.0 as usize].name.clone();
@@ -270,7 +306,6 @@ impl Gen<'_, '_> {
             None,
         );
         self.e.bind(found);
-        self.scratch.release(m);
         Ok(())
     }
 
@@ -383,16 +418,18 @@ impl Gen<'_, '_> {
             LValue::Element { array, keys } => (*array, &keys[..]),
             LValue::Local(_) => return Err(self.not_yet("local statistics", span)),
         };
-        let map = self.global_map(g);
         let sm = self.scratch.mark();
-        let key = if keys.is_empty() {
+        if keys.is_empty() {
             let k = self.scratch.alloc(4) as i16;
             self.e.emit(Insn::st_mem(Size::W, R7, k, 0));
-            k
+            self.stat_merge(op, self.global_map(g), k, true, span);
         } else {
-            self.build_key(g, keys, span)?
-        };
-        self.stat_merge(op, map, key, true, span);
+            let key = self.build_key(g, keys, span)?;
+            self.per_key_map(g, key, &mut |s, map, key| {
+                s.stat_merge(op, map, key.off, true, span);
+                Ok(())
+            })?;
+        }
         self.scratch.release(sm);
         Ok(())
     }

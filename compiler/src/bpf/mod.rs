@@ -21,6 +21,7 @@ mod misc;
 mod pretty;
 mod printf;
 mod search;
+mod short_keys;
 mod sprintf;
 mod stack;
 mod stmt;

@@ -1,4 +1,4 @@
-//! Function patterns `PAT[@FILE[:LINE|:A-B|:*]]`, matched with fnmatch rules (`*` crosses `/`).
+//! Function patterns `PAT[@FILE[:LINE|:A-B|:*|+N]]`, matched with fnmatch rules (`*` crosses `/`).
 
 use super::DwarfError;
 
@@ -10,6 +10,10 @@ pub enum LineSpec {
     Range(u64, u64),
     /// `:*`: any line.
     Any,
+    /// `+N`: N lines after the function's declaration line. A `.function` probe
+    /// ignores it (SystemTap 4.8 matches the function as if no line were given); a
+    /// `.statement` probe probes line `DW_AT_decl_line + N` of each matching function.
+    Relative(u64),
 }
 
 /// A parsed `.function("...")` argument.
@@ -48,12 +52,14 @@ impl FunctionPattern {
         let mut file = None;
         let mut line = None;
         if let Some(rest) = rest {
-            if rest.contains('+') {
-                return Err(bad("relative line numbers `+N` are not supported yet"));
-            }
-            let (f, l) = match rest.rsplit_once(':') {
-                Some((f, l)) => (f, Some(l)),
-                None => (rest, None),
+            // `FILE+N`: the last `+` followed by digits only (a file name may hold `+`).
+            let relative = rest
+                .rsplit_once('+')
+                .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            let (f, l) = match (relative, rest.rsplit_once(':')) {
+                (Some((f, n)), _) => (f, Some(n)),
+                (None, Some((f, l))) => (f, Some(l)),
+                (None, None) => (rest, None),
             };
             if f.is_empty() {
                 return Err(bad("empty file name"));
@@ -65,6 +71,9 @@ impl FunctionPattern {
             ));
             line = match l {
                 None => None,
+                Some(n) if relative.is_some() => Some(LineSpec::Relative(
+                    n.parse().map_err(|_| bad("bad relative line number"))?,
+                )),
                 Some("*") => Some(LineSpec::Any),
                 Some(l) => Some(match l.split_once('-') {
                     Some((a, b)) => LineSpec::Range(
@@ -104,7 +113,7 @@ impl FunctionPattern {
             }
         }
         match (&self.line, line) {
-            (None | Some(LineSpec::Any), _) => true,
+            (None | Some(LineSpec::Any | LineSpec::Relative(_)), _) => true,
             (Some(LineSpec::Exact(n)), Some(l)) => l == *n,
             (Some(LineSpec::Range(a, b)), Some(l)) => (*a..=*b).contains(&l),
             (Some(_), None) => false,
@@ -134,6 +143,11 @@ mod tests {
         let p = FunctionPattern::parse("f@*.c:10-20").unwrap();
         assert_eq!(p.literal_name(), Some("f"));
         assert!(p.matches_decl(Some("x/y.c"), Some(15)));
-        assert!(FunctionPattern::parse("f@x.c+3").is_err());
+        let p = FunctionPattern::parse("f@x.c+3").unwrap();
+        assert_eq!(p.line, Some(LineSpec::Relative(3)));
+        assert!(p.matches_decl(Some("/s/x.c"), Some(40)));
+        let p = FunctionPattern::parse("f@g++.c:7").unwrap();
+        assert_eq!(p.line, Some(LineSpec::Exact(7)));
+        assert!(p.matches_decl(Some("/s/g++.c"), Some(7)));
     }
 }

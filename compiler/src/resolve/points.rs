@@ -1,12 +1,15 @@
 //! Probe points other than `.function`: SDT markers, statements, PLT stubs and the
 //! process lifecycle, as sites (for `resolve`) and as listed lines (for `-L`).
 
+use super::address;
 use super::visit::{visit_block, visit_expr};
 use super::{target_binaries, FunctionContext};
 use crate::access::AccessPlan;
 use crate::dwarf::{mark_name_matches, mark_pp, Cache, ElfFacts, StatementSite};
 use crate::list::ListError;
-use crate::resolved::{LifecycleEvent, LifecycleSite, ResolvedProbe, Site, UprobeSite};
+use crate::resolved::{
+    LifecycleEvent, LifecycleSite, ResolvedProbe, RunningSite, Site, UprobeSite,
+};
 use rtap_lang::diag::Diagnostic;
 use rtap_lang::hir::{self, Block, ExprKind, ProcessProbe, ProcessSite, ProcessTarget, TargetBase};
 use std::collections::HashMap;
@@ -91,10 +94,8 @@ pub(crate) fn sites(
             Ok(out)
         }
         ProcessSite::Statement { pattern, nearest } => {
-            if pattern.parse::<u64>().is_ok() || pattern.starts_with("0x") {
-                return Err(format!(
-                    "`.statement({pattern})` by address is not supported yet"
-                ));
+            if let Some(addr) = address::parse(pattern) {
+                return address_sites(pp, addr, *nearest, cache);
             }
             let mut out = Vec::new();
             for path in
@@ -161,6 +162,43 @@ pub(crate) fn sites(
     }
 }
 
+/// `.statement(ADDR)` in each target file.
+fn address_sites(
+    pp: &ProcessProbe,
+    addr: u64,
+    nearest: bool,
+    cache: &mut Cache,
+) -> Result<Sites, String> {
+    let mut out = Vec::new();
+    let mut first_error = None;
+    for path in target_binaries(&pp.target, pp.library.as_deref()).map_err(|e| e.to_string())? {
+        let binary = cache.get(&path).map_err(|e| e.to_string())?;
+        let (s, offset) = match address::site(binary, addr) {
+            Ok(found) => found,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        let site = Site::Uprobe(UprobeSite {
+            path: binary.path().to_path_buf(),
+            vaddr: addr,
+            offset,
+            retprobe: false,
+            function: s.function.name.clone(),
+            pp: address::pp(&file_prefix(pp, binary.path()), addr, nearest),
+            semaphore: None,
+            pid: pid_of(&pp.target),
+        });
+        let cx = (binary.path().to_path_buf(), s.function, false);
+        out.push((site, Some(Context::Function(cx))));
+    }
+    match (out.is_empty(), first_error) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(out),
+    }
+}
+
 /// `process("P").begin` is a uprobe on the entry point; the rest are raw tracepoints.
 fn lifecycle_sites(pp: &ProcessProbe, text: &str) -> Result<Sites, String> {
     if pp.library.is_some() {
@@ -204,12 +242,22 @@ fn lifecycle_sites(pp: &ProcessProbe, text: &str) -> Result<Sites, String> {
             None,
         )
     };
+    // `.begin` also fires for processes already running when the session starts, as
+    // SystemTap's task finder does; the runtime finds them in /proc.
+    let running = |path: Option<PathBuf>| {
+        let pp_text = format!("{}.begin", process_pp(&pp.target, path.as_deref()));
+        (
+            Site::Running(RunningSite {
+                path,
+                pid,
+                pp: pp_text,
+            }),
+            None,
+        )
+    };
     let events: &[LifecycleEvent] = match pp.site {
-        ProcessSite::Begin if pid.is_some() => {
-            return Err(format!(
-                "`{text}` is not supported yet: the process already exists"
-            ));
-        }
+        // The process exists already: nothing else can begin it.
+        ProcessSite::Begin if pid.is_some() => return Ok(vec![running(None)]),
         // Any process: a fork's child, and every successful exec (SystemTap reports
         // an exec as the end of one image and the begin of the next).
         ProcessSite::Begin => &[LifecycleEvent::Exec, LifecycleEvent::Fork { thread: false }],
@@ -218,11 +266,16 @@ fn lifecycle_sites(pp: &ProcessProbe, text: &str) -> Result<Sites, String> {
         _ => &[LifecycleEvent::Exit { thread: true }],
     };
     let Some(files) = file else {
-        return Ok(events.iter().map(|&e| lifecycle(e, None)).collect());
+        let mut out: Sites = events.iter().map(|&e| lifecycle(e, None)).collect();
+        if pp.site == ProcessSite::Begin {
+            out.push(running(None));
+        }
+        return Ok(out);
     };
     let mut out = Vec::new();
     for (path, entry, offset) in files {
         if pp.site == ProcessSite::Begin {
+            let facts_path = path.clone();
             // The first instruction the new program runs, in its first thread.
             let site = Site::Uprobe(UprobeSite {
                 pp: format!("process(\"{}\").begin", path.display()),
@@ -235,6 +288,7 @@ fn lifecycle_sites(pp: &ProcessProbe, text: &str) -> Result<Sites, String> {
                 pid,
             });
             out.push((site, None));
+            out.push(running(Some(facts_path)));
             continue;
         }
         for &e in events {
@@ -288,6 +342,15 @@ fn file_prefix(pp: &ProcessProbe, file: &Path) -> String {
 fn statement_pp(prefix: &str, s: &StatementSite, nearest: bool) -> String {
     let suffix = if nearest { ".nearest" } else { "" };
     format!("{prefix}.statement(\"{}\"){suffix}", s.spec())
+}
+
+/// ` $name:type` of each variable available at a statement.
+fn push_vars(line: &mut String, binary: &crate::dwarf::Binary, s: &StatementSite) {
+    for v in binary.statement_variables(&s.function) {
+        if v.available {
+            line.push_str(&format!(" ${}:{}", v.name, v.c_type));
+        }
+    }
 }
 
 fn plt_pp(prefix: &str, name: &str, is_return: bool) -> String {
@@ -377,17 +440,25 @@ pub(crate) fn list(
                 }
             }
         }
+        ProcessSite::Statement { pattern, nearest } if address::parse(pattern).is_some() => {
+            let addr = address::parse(pattern).unwrap_or_default();
+            for path in binaries()? {
+                let binary = cache.get(&path)?;
+                let (s, _) = address::site(binary, addr).map_err(ListError::Unsupported)?;
+                let mut line = address::pp(&file_prefix(pp, binary.path()), addr, *nearest);
+                if with_vars {
+                    push_vars(&mut line, binary, &s);
+                }
+                lines.push(line);
+            }
+        }
         ProcessSite::Statement { pattern, nearest } => {
             for path in binaries()? {
                 let binary = cache.get(&path)?;
                 for s in binary.statements(pattern, *nearest)? {
                     let mut line = statement_pp(&file_prefix(pp, binary.path()), &s, *nearest);
                     if with_vars {
-                        for v in binary.statement_variables(&s.function) {
-                            if v.available {
-                                line.push_str(&format!(" ${}:{}", v.name, v.c_type));
-                            }
-                        }
+                        push_vars(&mut line, binary, &s);
                     }
                     lines.push(line);
                 }
@@ -413,6 +484,7 @@ pub(crate) fn list(
                 lines.push(match site {
                     Site::Uprobe(u) => u.pp,
                     Site::Lifecycle(l) => l.pp,
+                    Site::Running(r) => r.pp,
                     _ => continue,
                 });
             }

@@ -1,5 +1,6 @@
 //! Tapset functions available in user-space handlers (`HOST_BUILTINS` in the compiler).
 
+use super::task::proc_file;
 use super::text::{ctime, quoted, text_str};
 use super::{Flow, Interp, Stop, Store, V};
 use rtap_lang::span::Span;
@@ -21,8 +22,13 @@ fn wall_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-fn proc_self(file: &str) -> Vec<u8> {
-    std::fs::read(format!("/proc/self/{file}")).unwrap_or_default()
+/// `KEY=value` of a NUL-separated environment block.
+fn environ_var(environ: &[u8], key: &[u8]) -> Vec<u8> {
+    environ
+        .split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix(b"="))
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
 }
 
 impl<S: Store> Interp<'_, S> {
@@ -35,6 +41,13 @@ impl<S: Store> Interp<'_, S> {
             }
         };
         let s = |v: &str| V::Str(v.as_bytes().to_vec());
+        // `.begin` of a process already running: its context, not rtap's.
+        if let Some(v) = self
+            .task
+            .and_then(|pid| super::task::builtin_long(name, pid))
+        {
+            return Ok(V::Long(v));
+        }
         // SAFETY (all libc calls below): plain getters without arguments.
         Ok(V::Long(match name {
             "pid" => i64::from(std::process::id()),
@@ -103,21 +116,29 @@ impl<S: Store> Interp<'_, S> {
             _ => {
                 return Ok(match name {
                     "execname" => {
-                        let mut c = proc_self("comm");
+                        let mut c = proc_file(self.task, "comm");
                         if c.last() == Some(&b'\n') {
                             c.pop();
                         }
                         V::Str(c)
                     }
                     "cmdline_str" => {
-                        let c = proc_self("cmdline");
+                        let c = proc_file(self.task, "cmdline");
                         let parts: Vec<&[u8]> =
                             c.split(|&b| b == 0).filter(|p| !p.is_empty()).collect();
                         V::Str(self.cut(parts.join(&b' ')))
                     }
                     "env_var" => {
-                        let key = String::from_utf8_lossy(&string(0)).into_owned();
-                        V::Str(std::env::var(key).unwrap_or_default().into_bytes())
+                        let key = string(0);
+                        match self.task {
+                            Some(pid) => {
+                                V::Str(environ_var(&proc_file(Some(pid), "environ"), &key))
+                            }
+                            None => {
+                                let key = String::from_utf8_lossy(&key).into_owned();
+                                V::Str(std::env::var(key).unwrap_or_default().into_bytes())
+                            }
+                        }
                     }
                     "pp" => V::Str(self.probe_point.clone().into_bytes()),
                     "ppfunc" | "probefunc" | "probemod" => V::Str(Vec::new()),

@@ -142,8 +142,8 @@ impl<S: Store> Interp<'_, S> {
 
     pub(super) fn read_global(&self, g: GlobalId, keys: &[V]) -> V {
         let spec = self.spec(g);
-        let key = pack_key(&spec.keys, keys);
-        match self.store.get(spec.map.0, &key) {
+        let (map, key) = spec.place(&pack_key(&spec.keys, keys));
+        match self.store.get(map.0, &key) {
             Some(b) => decode(spec.value, &b),
             None => V::zero(match spec.value {
                 GlobalValue::Str { .. } => rtap_lang::hir::Type::String,
@@ -154,11 +154,10 @@ impl<S: Store> Interp<'_, S> {
 
     pub(super) fn write_global(&mut self, g: GlobalId, keys: &[V], v: &V, span: Span) -> Flow<()> {
         let spec = self.spec(g);
-        let key = pack_key(&spec.keys, keys);
+        let (map, key) = spec.place(&pack_key(&spec.keys, keys));
         let bytes = encode(spec.value, v);
-        let map = spec.map.0;
         self.store
-            .put(map, &key, &bytes)
+            .put(map.0, &key, &bytes)
             .map_err(|_| self.overflow(g, span))
     }
 
@@ -173,28 +172,27 @@ impl<S: Store> Interp<'_, S> {
 
     pub(super) fn contains(&self, g: GlobalId, keys: &[V]) -> bool {
         let spec = self.spec(g);
-        let key = pack_key(&spec.keys, keys);
+        let (map, key) = spec.place(&pack_key(&spec.keys, keys));
         match spec.value {
-            GlobalValue::Stats => self.store.get_percpu(spec.map.0, &key).is_some(),
-            _ => self.store.get(spec.map.0, &key).is_some(),
+            GlobalValue::Stats => self.store.get_percpu(map.0, &key).is_some(),
+            _ => self.store.get(map.0, &key).is_some(),
         }
     }
 
-    /// Every key of an array, unpacked.
+    /// Every key of an array, unpacked, from each map holding its elements.
     pub(super) fn keys_of(&self, g: GlobalId) -> Vec<Vec<V>> {
         let spec = self.spec(g);
-        self.store
-            .keys(spec.map.0)
-            .iter()
-            .map(|k| unpack_key(&spec.keys, k))
-            .collect()
+        let mut out = Vec::new();
+        for (map, fields) in spec.parts() {
+            out.extend(self.store.keys(map.0).iter().map(|k| unpack_key(fields, k)));
+        }
+        out
     }
 
     pub(super) fn delete_element(&mut self, g: GlobalId, keys: &[V]) {
         let spec = self.spec(g);
-        let key = pack_key(&spec.keys, keys);
-        let map = spec.map.0;
-        self.store.remove(map, &key);
+        let (map, key) = spec.place(&pack_key(&spec.keys, keys));
+        self.store.remove(map.0, &key);
     }
 
     /// `delete a` or `delete scalar`: an array loses every key, a scalar reads 0 or "".
@@ -213,16 +211,19 @@ impl<S: Store> Interp<'_, S> {
             };
             return;
         }
-        for k in self.store.keys(map) {
-            self.store.remove(map, &k);
+        let maps: Vec<u32> = spec.parts().iter().map(|(m, _)| m.0).collect();
+        for map in maps {
+            for k in self.store.keys(map) {
+                self.store.remove(map, &k);
+            }
         }
     }
 
     pub(super) fn read_stats(&self, g: GlobalId, keys: &[V]) -> Stats {
         let spec = self.spec(g);
-        let key = pack_key(&spec.keys, keys);
+        let (map, key) = spec.place(&pack_key(&spec.keys, keys));
         self.store
-            .get_percpu(spec.map.0, &key)
+            .get_percpu(map.0, &key)
             .map(|v| merge(&v, spec.hist.map_or(0, HistLayout::buckets)))
             .unwrap_or_default()
     }
@@ -230,8 +231,8 @@ impl<S: Store> Interp<'_, S> {
     /// `s <<< v` from user space: recorded in the first CPU's slot.
     pub(super) fn add_sample(&mut self, g: GlobalId, keys: &[V], v: i64, span: Span) -> Flow<()> {
         let spec = self.spec(g);
-        let key = pack_key(&spec.keys, keys);
-        let map = spec.map.0;
+        let (map, key) = spec.place(&pack_key(&spec.keys, keys));
+        let map = map.0;
         let cpus = self.store.cpus().max(1);
         let size = stats_bytes(spec.hist);
         let bucket = spec.hist.map(|h| h.bucket(v));

@@ -1,4 +1,5 @@
-//! The interpreter for handlers that run in user space (`begin`, `end`, `error`, timers).
+//! The interpreter for handlers that run in user space (`begin`, `end`, `error`, timers,
+//! and `process.begin` for processes already running when the session starts).
 //!
 //! It walks the checked program the compiler hands over in `BpfObject::host` and reads
 //! and writes globals in the same maps, with the same byte layouts, as the BPF programs.
@@ -11,6 +12,7 @@ mod globals;
 pub mod hist;
 mod stmt;
 pub mod store;
+pub mod task;
 pub mod testing;
 mod text;
 
@@ -105,6 +107,9 @@ pub struct Interp<'p, S: Store> {
     tokens: Vec<u8>,
     /// `pp()` of the running handler.
     probe_point: String,
+    /// The process a `.begin` handler runs for, when it was running before the
+    /// session: `pid()`, `execname()` and friends answer for it, from /proc.
+    pub task: Option<u32>,
 }
 
 /// Locals of one handler or function call.
@@ -135,13 +140,18 @@ impl<'p, S: Store> Interp<'p, S> {
             regexes: HashMap::new(),
             tokens: Vec::new(),
             probe_point: String::new(),
+            task: None,
         }
     }
 
     /// Runs one handler to completion; a runtime error ends it early.
     pub fn run(&mut self, h: &HostHandler) -> Result<(), HostError> {
         // After `exit()`, only end and error handlers still run, as in SystemTap.
-        if self.exit_requested && matches!(h.when, HostWhen::Begin { .. } | HostWhen::Timer { .. })
+        if self.exit_requested
+            && matches!(
+                h.when,
+                HostWhen::Begin { .. } | HostWhen::Timer { .. } | HostWhen::ProcessBegin { .. }
+            )
         {
             return Ok(());
         }

@@ -8,19 +8,24 @@ use rtap_lang::diag::render;
 use rtap_lang::span::{SourceFile, SourceMap};
 
 /// Runs the begin handlers, each timer handler once, then the end handlers (or the
-/// error handlers after an error), and returns what they printed and the errors.
+/// error handlers after an error), and returns the compile warnings, what the
+/// handlers printed and the errors.
 pub fn run_host_case(text: &str, name: &str) -> String {
     let mut sources = SourceMap::default();
     let file = sources.add(SourceFile::new(name, text));
-    let obj = match compile(&sources, file, &[], Stage::Codegen, &Options::default()) {
-        Ok((Output::Object(obj), _)) => obj,
+    let (obj, warnings) = match compile(&sources, file, &[], Stage::Codegen, &Options::default()) {
+        Ok((Output::Object(obj), w)) => (*obj, w),
         Ok((Output::Text(t), _)) => return t,
         Err(d) => return render(&sources, &d),
     };
     let caps: Vec<u32> = obj.maps.iter().map(|m| m.max_entries).collect();
     let mut it = Interp::new(&obj, MemStore::new(&caps));
     it.init_globals();
-    let mut out = String::new();
+    let mut out = if warnings.is_empty() {
+        String::new()
+    } else {
+        render(&sources, &warnings)
+    };
     let timers: Vec<&HostHandler> = obj
         .host
         .handlers
