@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use rtap_compiler::driver::{self, Stage};
 use rtap_lang::span::{SourceFile, SourceMap};
+use rtap_runtime::attach::UprobeMode;
 use rtap_runtime::session::{self, SessionOptions};
 use std::io::Read;
 use std::path::PathBuf;
@@ -53,6 +54,10 @@ struct Cli {
     /// Suppress warnings.
     #[arg(short = 'w')]
     no_warnings: bool,
+    /// How uprobes attach: `multi` uses one uprobe_multi link per probe (Linux 6.6+),
+    /// `perf` one perf event per site, `auto` the first when the kernel has it.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = UprobeMode::Auto)]
+    uprobe_attach: UprobeMode,
     /// The script file (`-` for stdin), then script arguments; with `-e`, all are
     /// arguments. Options may follow the script, as with SystemTap; put `--` before
     /// arguments that start with `-`.
@@ -63,10 +68,23 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each once: many messages already end with their cause.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.ends_with(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 fn run(cli: Cli) -> Result<u8> {
@@ -165,6 +183,8 @@ fn run(cli: Cli) -> Result<u8> {
         json: cli.json,
         max_errors,
         max_skipped,
+        uprobe_mode: cli.uprobe_attach,
+        verbose: cli.verbose > 0,
     };
     if cli.verbose > 0 {
         eprintln!("Pass 5: starting run");

@@ -61,6 +61,10 @@ pub struct SessionOptions {
     pub max_errors: u64,
     /// `-D MAXSKIPPED=N`: the session ends after more skipped hits than this.
     pub max_skipped: u64,
+    /// `--uprobe-attach`: uprobe_multi links, perf events, or the first that works.
+    pub uprobe_mode: crate::attach::UprobeMode,
+    /// `-v`: say how uprobes were attached when it is not the default way.
+    pub verbose: bool,
 }
 
 /// How the session ended, for the exit code.
@@ -394,9 +398,10 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
     }));
 
     let maps = kernel::create_maps(obj)?;
+    let mut uprobes = crate::attach::Uprobes::new(opts.uprobe_mode, opts.verbose, obj);
     let mut progs = Vec::with_capacity(obj.programs.len());
     for p in &obj.programs {
-        progs.push(kernel::load_program(p, &maps)?);
+        progs.push(uprobes.load(p, &maps)?);
     }
 
     let mut rb = libbpf_rs::RingBufferBuilder::new();
@@ -495,26 +500,11 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
     // Processes started from here on are the armed probes' to report.
     let armed_ns = crate::interp::task::boot_ns();
     if !sink.borrow().exit_requested && !begin_failed {
-        for (p, fd) in obj.programs.iter().zip(&progs) {
+        for (p, fd) in obj.programs.iter().zip(progs.iter_mut()) {
             match (p.kind, &p.attach) {
-                (
-                    ProgramKind::Uprobe,
-                    Attach::Uprobe {
-                        path,
-                        offsets,
-                        retprobe,
-                        ref_ctr_offsets,
-                        pid,
-                    },
-                ) => links.push(crate::attach::attach_uprobes(
-                    fd,
-                    &p.probe_point,
-                    path,
-                    offsets,
-                    ref_ctr_offsets,
-                    *retprobe,
-                    pid.or(target),
-                )?),
+                (ProgramKind::Uprobe, Attach::Uprobe { .. }) => {
+                    links.extend(uprobes.attach(p, fd, &maps, target)?)
+                }
                 (ProgramKind::RawTracepoint, Attach::RawTracepoint { name, tgids }) => {
                     if let Some((map, path)) = tgids {
                         crate::attach::add_running_processes(&maps[map.0 as usize], path)?;
