@@ -238,6 +238,7 @@ fn entry_site(
             pid: u.pid,
         },
         saved,
+        cfa: binary.cfa_at(fs.probe),
     }))
 }
 

@@ -42,6 +42,10 @@ pub struct EntrySite {
     /// The expressions evaluated at entry, in record order: `@entry(e)` nodes and
     /// target expressions read at entry. The return reads their saved values.
     pub saved: Vec<ExprId>,
+    /// The call frame address at the entry site, from CFI, as (DWARF register,
+    /// offset): the stack pointer the return will see, which pairs each return with
+    /// its own call even when calls in between never returned.
+    pub cfa: Option<(u16, i64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,19 +2,22 @@
 //! thread's own storage, and the return side that takes them back.
 //!
 //! Each site has a task-local storage map (`BPF_MAP_TYPE_TASK_STORAGE`): per thread, a
-//! count of calls in progress, then one slot per call depth holding a valid flag and the
-//! packed record. The entry program bumps the count, evaluates every `@entry(e)` operand
-//! and `$param` chain, and fills the slot of its depth; the return program lowers the
-//! count and takes the slot back, so recursion and threads each see their own values.
-//! Task storage costs a pointer walk where a hash map costs hashing, locking and an
-//! allocation per call, and it goes away with its thread. A return with no valid slot
-//! (its entry ran before the probes were attached, failed with an error already
-//! reported, or nested deeper than the slots) is skipped and counted: running the
-//! handler with zeros would print values nobody saw.
+//! count of calls kept, then one slot per nested call holding the call's frame address
+//! (from CFI), a valid flag and the packed record. The entry program pushes a slot and
+//! fills it; the return program pops slots until it finds the one whose frame address
+//! is its stack pointer, so recursion, threads, `longjmp` and calls nested past the
+//! kernel's uretprobe limit each pair with their own values. Task storage costs a
+//! pointer walk where a hash map costs hashing, locking and an allocation per call,
+//! and it goes away with its thread. A return with no valid slot (its entry ran before
+//! the probes were attached, failed with an error already reported, or nested deeper
+//! than the slots) is skipped and counted: running the handler with zeros would print
+//! values nobody saw.
 
 use super::codegen::{Buf, Gen, Shared, R};
 use super::emit::frame_off;
 use super::insn::*;
+use super::target::pt_regs_offset;
+use crate::access::DwarfReg;
 use crate::object::{Attach, Counter, MapId, MapKind, ProgramKind, ProgramSpec};
 use crate::resolve::visit::visit_block;
 use crate::resolved::{EntrySite, ResolvedProbe};
@@ -34,6 +37,8 @@ const MIN_SLOTS: u32 = 8;
 const STORAGE_MAX: u32 = 60 << 10;
 /// Records up to this size are copied with inline loads and stores.
 const INLINE_COPY: u32 = 64;
+/// Offset of `sp` in x86-64 `struct pt_regs`.
+const PT_REGS_SP: i16 = 152;
 
 /// Where a value saved at entry sits in the return program's scratch (r7-relative).
 #[derive(Clone, Copy, Debug)]
@@ -50,14 +55,15 @@ pub struct EntryLayout {
     pub fields: Vec<(ExprId, Expr, u32)>,
     /// The record's size, a multiple of 8.
     pub size: u32,
-    /// The site's task storage: the depth at 0, then `slots` slots of `8 + size` bytes.
+    /// The site's task storage: the number of calls kept at 0, then `slots` slots of
+    /// `16 + size` bytes: the call's frame address, a valid flag, the record.
     pub map: MapId,
     pub slots: u32,
 }
 
 impl EntryLayout {
     fn slot_size(&self) -> u32 {
-        8 + self.size
+        16 + self.size
     }
 }
 
@@ -98,7 +104,7 @@ impl Shared<'_> {
             size += len.div_ceil(8) * 8;
         }
         let size = size.div_ceil(8) * 8;
-        let slot = 8 + size;
+        let slot = 16 + size;
         let slots = (STORAGE_TARGET / slot)
             .clamp(MIN_SLOTS, MAX_SLOTS)
             .min((STORAGE_MAX - 8) / slot);
@@ -194,28 +200,50 @@ impl<'a> Gen<'a, '_> {
     }
 
     /// The return side: takes this call's record into scratch, or skips the hit.
+    ///
+    /// The stack pointer at a return is the frame address its call saved. Slots above
+    /// the one that matches belong to calls that will never return here (they left by
+    /// `longjmp`, or nested past the kernel's limit on pending uretprobes) and are
+    /// dropped; a slot below it means this call was never saved, and nothing is taken.
     pub fn consume_entry(&mut self, l: &EntryLayout) {
         let rec = self.scratch.alloc(l.size) as i16;
         let skip = self.e.label();
         let go = self.e.label();
+        let top = self.e.label();
+        let matched = self.e.label();
         self.task_storage(l, false);
         self.e.jmp_imm(Cond::Eq, R0, 0, skip);
-        // Calls in progress: none means the entry was never seen.
-        self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 0));
+        // r5 = storage, r4 = stack pointer, r1 = calls kept.
+        self.e.emit(Insn::mov64_reg(R5, R0));
+        self.e.emit(Insn::ldx_mem(Size::DW, R4, R6, PT_REGS_SP));
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R5, 0));
+        self.e.jmp_imm(Cond::Gt, R1, l.slots as i32, skip);
+        self.e.bind(top);
+        self.e.may_goto(skip);
         self.e.jmp_imm(Cond::Slt, R1, 1, skip);
-        self.e.emit(Insn::add64_imm(R1, -1));
-        self.e.emit(Insn::stx_mem(Size::DW, R0, R1, 0));
-        // Deeper than the slots: the entry kept nothing.
-        self.e.jmp_imm(Cond::Ge, R1, l.slots as i32, skip);
+        // r2 = the top slot's index, r3 = the slot.
+        self.e.emit(Insn::mov64_reg(R2, R1));
+        self.e.emit(Insn::add64_imm(R2, -1));
+        self.e.emit(Insn::mov64_reg(R0, R2));
         self.e
-            .emit(Insn::alu64_imm(AluOp::Mul, R1, l.slot_size() as i32));
-        self.e.emit(Insn::alu64_reg(AluOp::Add, R0, R1));
-        self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 8));
-        self.e.jmp_imm(Cond::Eq, R1, 0, skip);
-        self.e.emit(Insn::st_mem(Size::DW, R0, 8, 0));
+            .emit(Insn::alu64_imm(AluOp::Mul, R0, l.slot_size() as i32));
+        self.e.emit(Insn::mov64_reg(R3, R5));
+        self.e.emit(Insn::alu64_reg(AluOp::Add, R3, R0));
+        self.e.emit(Insn::ldx_mem(Size::DW, R0, R3, 8));
+        // Zero: the frame address was unknown at entry, so the top slot is the call.
+        self.e.jmp_imm(Cond::Eq, R0, 0, matched);
+        self.e.jmp_reg(Cond::Eq, R0, R4, matched);
+        self.e.jmp_reg(Cond::Gt, R0, R4, skip);
+        self.e.emit(Insn::stx_mem(Size::DW, R5, R2, 0));
+        self.e.emit(Insn::mov64_reg(R1, R2));
+        self.e.goto(top);
+        self.e.bind(matched);
+        self.e.emit(Insn::stx_mem(Size::DW, R5, R2, 0));
+        self.e.emit(Insn::ldx_mem(Size::DW, R0, R3, 16));
+        self.e.jmp_imm(Cond::Eq, R0, 0, skip);
+        self.e.emit(Insn::st_mem(Size::DW, R3, 16, 0));
         if l.size > 0 {
-            self.e.emit(Insn::mov64_reg(R5, R0));
-            self.copy_record(R7, rec, R5, 16, l.size);
+            self.copy_record(R7, rec, R3, 24, l.size);
         }
         self.e.goto(go);
         self.e.bind(skip);
@@ -251,8 +279,8 @@ impl<'a> Gen<'a, '_> {
         Ok(true)
     }
 
-    /// The entry program: bumps the depth, clears its slot, evaluates the saved
-    /// values, then fills the slot and marks it valid.
+    /// The entry program: pushes a slot with the call's frame address, evaluates the
+    /// saved values, then fills the slot and marks it valid.
     pub fn entry_body(
         &mut self,
         probe: &'a hir::Probe,
@@ -269,17 +297,30 @@ impl<'a> Gen<'a, '_> {
         self.e.jmp_imm(Cond::Ne, R0, 0, have);
         self.raise(NO_ENTRY_STORAGE, probe.span, None);
         self.e.bind(have);
-        // The depth counts every call, so returns pair even past the last slot.
+        // Past the last slot the call is not kept: its return finds an outer call's
+        // frame address on top and is skipped.
         self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 0));
+        self.e.jmp_imm(Cond::Ge, R1, l.slots as i32, done);
         self.e.emit(Insn::mov64_reg(R2, R1));
         self.e.emit(Insn::add64_imm(R2, 1));
         self.e.emit(Insn::stx_mem(Size::DW, R0, R2, 0));
-        self.e.jmp_imm(Cond::Ge, R1, l.slots as i32, done);
         self.e
             .emit(Insn::alu64_imm(AluOp::Mul, R1, l.slot_size() as i32));
         self.e.emit(Insn::alu64_reg(AluOp::Add, R0, R1));
+        // The frame address the return will see as its stack pointer, or 0 if unknown.
+        match self.probe.entry.as_ref().and_then(|en| en.cfa) {
+            Some((reg, off))
+                if pt_regs_offset(DwarfReg(reg)).is_some() && i32::try_from(off).is_ok() =>
+            {
+                let at = pt_regs_offset(DwarfReg(reg)).expect("checked");
+                self.e.emit(Insn::ldx_mem(Size::DW, R1, R6, at));
+                self.e.emit(Insn::add64_imm(R1, off as i32));
+                self.e.emit(Insn::stx_mem(Size::DW, R0, R1, 8));
+            }
+            _ => self.e.emit(Insn::st_mem(Size::DW, R0, 8, 0)),
+        }
         // Invalid until filled: an error while evaluating leaves nothing to take back.
-        self.e.emit(Insn::st_mem(Size::DW, R0, 8, 0));
+        self.e.emit(Insn::st_mem(Size::DW, R0, 16, 0));
         self.e.emit(Insn::stx_mem(Size::DW, R10, R0, spill));
         let mut diags = Vec::new();
         let cap = self.cap();
@@ -305,10 +346,10 @@ impl<'a> Gen<'a, '_> {
         }
         self.e.emit(Insn::ldx_mem(Size::DW, R5, R10, spill));
         if l.size > 0 {
-            self.copy_record(R5, 16, R7, rec, l.size);
+            self.copy_record(R5, 24, R7, rec, l.size);
             self.e.emit(Insn::ldx_mem(Size::DW, R5, R10, spill));
         }
-        self.e.emit(Insn::st_mem(Size::DW, R5, 8, 1));
+        self.e.emit(Insn::st_mem(Size::DW, R5, 16, 1));
         self.e.bind(done);
         self.program_end(probe.span, diags)
     }

@@ -291,6 +291,11 @@ impl Binary {
     pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
         self.loaded.file_offset(vaddr)
     }
+
+    /// The call frame address rule at `pc` from CFI, as (DWARF register, offset).
+    pub fn cfa_at(&self, pc: u64) -> Option<(u16, i64)> {
+        self.loaded.cfa_at(pc)
+    }
 }
 
 /// Path → opened binary, so each file is opened and indexed once per run.
