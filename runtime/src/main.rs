@@ -6,7 +6,7 @@ use rtap_compiler::driver::{self, Stage};
 use rtap_lang::span::{SourceFile, SourceMap};
 use rtap_runtime::attach::UprobeMode;
 use rtap_runtime::session::{self, SessionOptions};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -231,12 +231,18 @@ fn list(pp: &str, with_vars: bool, json: bool) -> Result<u8> {
             return Ok(1);
         }
     };
-    if json {
-        println!("{}", driver::listing_json(&lines));
+    // One write for the whole listing: a large library lists thousands of lines.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = if json {
+        writeln!(out, "{}", driver::listing_json(&lines))
     } else {
-        for l in &lines {
-            println!("{l}");
-        }
+        lines.iter().try_for_each(|l| writeln!(out, "{l}"))
+    }
+    .and_then(|()| out.flush());
+    // A reader that stops early (`| head`) is not an error.
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     // SystemTap exits 1 when nothing matches.
     Ok(u8::from(lines.is_empty()))

@@ -14,6 +14,7 @@ use super::scan::{Decl, Strings};
 use super::stl_order::MultiMap;
 use super::{FunctionSite, InstanceKind};
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::OnceLock;
 
 /// (unit, file index, line) of a declaration.
 type DeclPlace = (u32, u64, u64);
@@ -101,6 +102,8 @@ pub(crate) struct Catalog {
     /// GCC's partial-inlining splits (`foo.part.0`), by name and entry: never probe points,
     /// but their symbols are not functions of their own either.
     parts: Vec<(String, u64)>,
+    /// Each instance's place in name order, for sorting with integer compares.
+    rank: OnceLock<Vec<u32>>,
 }
 
 /// Follow abstract origins and specifications to a name, a linkage name and a declaration.
@@ -144,6 +147,103 @@ fn resolve<'a>(
     r
 }
 
+/// What one unit contributes to a catalog, before instances seen in earlier units drop out.
+struct Partial<'a> {
+    claimed: Vec<u64>,
+    parts: Vec<(String, u64)>,
+    /// Each instance with its name and the name its symbols are looked up by
+    /// (out-of-line ones).
+    funcs: Vec<(Func, &'a str, Option<&'a str>)>,
+}
+
+/// The file-wide facts a unit's part of the catalog is read with.
+struct Facts<'a> {
+    index: &'a Index,
+    loaded: &'a Loaded,
+    symbols: &'a Symbols,
+    exported: &'a FxHashSet<u64>,
+    part_addrs: &'a FxHashSet<u64>,
+}
+
+impl<'a> Facts<'a> {
+    fn unit(&self, u: u32) -> Partial<'a> {
+        let (index, loaded) = (self.index, self.loaded);
+        let strings = Strings::new(loaded);
+        let all = &loaded.symbols[..];
+        let mut out = Partial {
+            claimed: Vec::new(),
+            parts: Vec::new(),
+            funcs: Vec::new(),
+        };
+        let scan = index.scan(loaded, u);
+        // Lookup names of the unit's non-inline subprogram definitions (what
+        // `dwarf_getfuncs` reports) claim their symbols' addresses.
+        for d in &scan.decls {
+            if !d.subprogram || d.inline || d.declaration {
+                continue;
+            }
+            let r = resolve(index, loaded, &strings, u, d);
+            if let Some(lookup) = r.linkage.or(r.name) {
+                out.claimed
+                    .extend(self.symbols.named(all, lookup).map(|s| s.address));
+            }
+        }
+        for (ci, c) in scan.concrete.iter().enumerate() {
+            let d = &scan.decls[c.decl as usize];
+            let r = resolve(index, loaded, &strings, u, d);
+            let Some(name) = r.name else { continue };
+            if !c.inline && self.part_addrs.contains(&c.entry) {
+                out.parts.push((name.to_string(), c.entry));
+                continue;
+            }
+            // Dead code keeps DWARF with a zero (or tombstone) address outside every segment.
+            if c.entry == 0 || loaded.file_offset(c.entry).is_none() {
+                continue;
+            }
+            let kind = if c.inline {
+                InstanceKind::Inline
+            } else {
+                InstanceKind::OutOfLine
+            };
+            // SystemTap reads a missing declaration from the line table at `DW_AT_low_pc`.
+            let mut decl = r.decl;
+            if decl.is_none() || decl.is_some_and(|(_, _, l)| l == 0) {
+                if let Some((file, line)) = c.low.and_then(|pc| index.line_at(loaded, u, pc)) {
+                    decl = Some(match decl {
+                        Some((du, df, _)) => (du, df, line),
+                        None => (u, file, line),
+                    });
+                }
+            }
+            // Read the file name now, on this core, rather than when the query needs it.
+            if let Some((du, file, _)) = decl {
+                index.file_name_ref(loaded, du, file);
+            }
+            let lookup = (!c.inline).then(|| r.linkage.or(r.name)).flatten();
+            out.funcs.push((
+                Func {
+                    global: c.global,
+                    name: name.to_string(),
+                    decl,
+                    kind,
+                    entry: c.entry,
+                    high: c.high,
+                    die: FuncDie {
+                        unit: u,
+                        die: c.die,
+                        frame: c.frame,
+                        concrete: ci as u32,
+                    },
+                    exported: r.external && !c.inline && self.exported.contains(&c.entry),
+                },
+                name,
+                lookup,
+            ));
+        }
+        out
+    }
+}
+
 impl Catalog {
     /// `name` and the other names of its symbols' addresses.
     pub fn related_names<'a>(
@@ -162,9 +262,9 @@ impl Catalog {
         out
     }
 
-    /// The instances of `units` (already scanned).
+    /// The instances of `units` (already scanned): each unit read on all cores, then
+    /// merged in unit order.
     pub fn build(index: &Index, loaded: &Loaded, symbols: &Symbols, units: &[u32]) -> Catalog {
-        let strings = Strings::new(loaded);
         let all = &loaded.symbols[..];
         let exported: FxHashSet<u64> = all
             .iter()
@@ -176,84 +276,45 @@ impl Catalog {
             .filter(|s| s.name.contains(".part."))
             .map(|s| s.address)
             .collect();
+        let facts = Facts {
+            index,
+            loaded,
+            symbols,
+            exported: &exported,
+            part_addrs: &part_addrs,
+        };
+        let partials = super::index::parallel(units.len(), |k| facts.unit(units[k]));
+        let total = partials.iter().map(|p| p.funcs.len()).sum();
         let mut cat = Catalog {
-            funcs: Vec::new(),
+            funcs: Vec::with_capacity(total),
             by_name: FxHashMap::default(),
             claimed: FxHashSet::default(),
             aliases: FxHashMap::default(),
             parts: Vec::new(),
+            rank: OnceLock::new(),
         };
         let mut seen = FxHashSet::default();
-        for &u in units {
-            let scan = index.scan(loaded, u);
-            // Lookup names of the unit's non-inline subprogram definitions (what
-            // `dwarf_getfuncs` reports) claim their symbols' addresses.
-            for d in &scan.decls {
-                if !d.subprogram || d.inline || d.declaration {
+        seen.reserve(total);
+        for p in partials {
+            cat.claimed.extend(p.claimed);
+            cat.parts.extend(p.parts);
+            for (f, name, lookup) in p.funcs {
+                if !seen.insert((name, f.entry, f.kind)) {
                     continue;
-                }
-                let r = resolve(index, loaded, &strings, u, d);
-                if let Some(lookup) = r.linkage.or(r.name) {
-                    for s in symbols.named(all, lookup) {
-                        cat.claimed.insert(s.address);
-                    }
-                }
-            }
-            for c in &scan.concrete {
-                let Some((_, d)) = index.decl(loaded, c.global) else {
-                    continue;
-                };
-                let r = resolve(index, loaded, &strings, u, d);
-                let Some(name) = r.name else { continue };
-                if !c.inline && part_addrs.contains(&c.entry) {
-                    cat.parts.push((name.to_string(), c.entry));
-                    continue;
-                }
-                // Dead code keeps DWARF with a zero (or tombstone) address outside every segment.
-                if c.entry == 0 || loaded.file_offset(c.entry).is_none() {
-                    continue;
-                }
-                let kind = if c.inline {
-                    InstanceKind::Inline
-                } else {
-                    InstanceKind::OutOfLine
-                };
-                if !seen.insert((name, c.entry, kind)) {
-                    continue;
-                }
-                // SystemTap reads a missing declaration from the line table at `DW_AT_low_pc`.
-                let mut decl = r.decl;
-                if decl.is_none() || decl.is_some_and(|(_, _, l)| l == 0) {
-                    if let Some((file, line)) = c.low.and_then(|pc| index.line_at(loaded, u, pc)) {
-                        decl = Some(match decl {
-                            Some((du, df, _)) => (du, df, line),
-                            None => (u, file, line),
-                        });
-                    }
                 }
                 let id = cat.funcs.len() as u32;
-                if !c.inline {
-                    if let Some(lookup) = r.linkage.or(r.name) {
-                        for s in symbols.named(all, lookup) {
-                            cat.aliases.entry(s.address).or_default().push(id);
-                        }
+                if let Some(lookup) = lookup {
+                    for s in symbols.named(all, lookup) {
+                        cat.aliases.entry(s.address).or_default().push(id);
                     }
                 }
-                cat.by_name.entry(name.to_string()).or_default().push(id);
-                cat.funcs.push(Func {
-                    global: c.global,
-                    name: name.to_string(),
-                    decl,
-                    kind,
-                    entry: c.entry,
-                    high: c.high,
-                    die: FuncDie {
-                        unit: u,
-                        die: c.die,
-                        frame: c.frame,
-                    },
-                    exported: r.external && !c.inline && exported.contains(&c.entry),
-                });
+                match cat.by_name.get_mut(name) {
+                    Some(ids) => ids.push(id),
+                    None => {
+                        cat.by_name.insert(name.to_string(), vec![id]);
+                    }
+                }
+                cat.funcs.push(f);
             }
         }
         cat
@@ -290,18 +351,30 @@ impl Catalog {
                 ids.extend(a);
             }
         }
-        ids.sort_unstable();
-        ids.dedup();
+        // In output order (name, kind, entry), which is distinct per instance, so equal
+        // ids end up adjacent; the symbol-only sites appended below are then merged in
+        // by an adaptive sort in linear time.
+        let rank = self.ranks();
+        let mut keyed: Vec<(u32, InstanceKind, u64, u32)> = ids
+            .iter()
+            .map(|&id| {
+                let f = &self.funcs[id as usize];
+                (rank[id as usize], f.kind, f.entry, id)
+            })
+            .collect();
+        keyed.sort_unstable();
+        keyed.dedup();
+        let ids = keyed.into_iter().map(|k| k.3);
 
-        let mut kept = Vec::new();
+        let mut kept = Vec::with_capacity(ids.len());
         let mut by_entry: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
         for id in ids {
             let f = &self.funcs[id as usize];
             let decl_file = f
                 .decl
-                .and_then(|(u, file, _)| index.file_name(loaded, u, file));
+                .and_then(|(u, file, _)| index.file_name_ref(loaded, u, file));
             let decl_line = f.decl.map(|(_, _, l)| l);
-            if !pattern.matches_decl(decl_file.as_deref(), decl_line) {
+            if !pattern.matches_decl(decl_file, decl_line) {
                 continue;
             }
             if f.kind == InstanceKind::OutOfLine {
@@ -323,27 +396,22 @@ impl Catalog {
                 drop[k] = kept[k].0.global != winner;
             }
         }
-        let mut out = Vec::new();
-        for ((f, decl_file, decl_line), dropped) in kept.into_iter().zip(drop) {
-            if dropped {
-                continue;
-            }
-            out.push(FunctionSite {
-                name: f.name.clone(),
-                decl_file,
-                decl_line,
-                kind: f.kind,
-                entry: f.entry,
-                probe: index.probe_address(
-                    loaded,
-                    Some(f.die),
-                    f.kind == InstanceKind::OutOfLine,
-                    f.entry,
-                    f.high,
-                ),
-                exported: f.exported,
-                die: Some(f.die),
-            });
+        // Built on all cores: copying names is most of the work for a whole library.
+        let chunk = kept.len().div_ceil(8).max(1);
+        let parts = super::index::parallel(kept.len().div_ceil(chunk), |c| {
+            let range = c * chunk..((c + 1) * chunk).min(kept.len());
+            kept[range.clone()]
+                .iter()
+                .zip(&drop[range])
+                .filter(|(_, &dropped)| !dropped)
+                .map(|(&(f, decl_file, decl_line), _)| {
+                    self.site(index, loaded, f, decl_file, decl_line)
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut out = Vec::with_capacity(kept.len());
+        for p in parts {
+            out.extend(p);
         }
         if !pattern.has_file() {
             let mut used: FxHashSet<u64> = out.iter().map(|s| s.entry).collect();
@@ -354,6 +422,7 @@ impl Catalog {
             }
             let mut syms = matching_symbols;
             syms.sort_by_key(|s| s.address);
+            let dwarf_sites = out.len();
             for s in syms {
                 if self.claimed.contains(&s.address) || !used.insert(s.address) {
                     continue;
@@ -369,9 +438,54 @@ impl Catalog {
                     die: None,
                 });
             }
+            out[dwarf_sites..].sort_by(|a, b| (&a.name, a.entry).cmp(&(&b.name, b.entry)));
         }
-        out.sort_by(|a, b| (&a.name, a.entry, a.kind).cmp(&(&b.name, b.entry, b.kind)));
+        // Out-of-line instances first: within a unit, SystemTap meets them before the
+        // inlined copies, and `-L` keeps the variable order of the first instance met.
+        out.sort_by(|a, b| (&a.name, a.kind, a.entry).cmp(&(&b.name, b.kind, b.entry)));
         out
+    }
+
+    /// The probe site of one DWARF instance.
+    fn site(
+        &self,
+        index: &Index,
+        loaded: &Loaded,
+        f: &Func,
+        decl_file: Option<&str>,
+        decl_line: Option<u64>,
+    ) -> FunctionSite {
+        FunctionSite {
+            name: f.name.clone(),
+            decl_file: decl_file.map(str::to_string),
+            decl_line,
+            kind: f.kind,
+            entry: f.entry,
+            probe: index.probe_address(
+                loaded,
+                Some(f.die),
+                f.kind == InstanceKind::OutOfLine,
+                f.entry,
+                f.high,
+            ),
+            exported: f.exported,
+            die: Some(f.die),
+        }
+    }
+
+    /// Each instance's place in the sorted list of names.
+    fn ranks(&self) -> &[u32] {
+        self.rank.get_or_init(|| {
+            let mut names: Vec<(&String, &Vec<u32>)> = self.by_name.iter().collect();
+            names.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let mut rank = vec![0; self.funcs.len()];
+            for (r, (_, ids)) in names.iter().enumerate() {
+                for &id in ids.iter() {
+                    rank[id as usize] = r as u32;
+                }
+            }
+            rank
+        })
     }
 
     /// Of out-of-line instances sharing an entry, the DIE SystemTap meets first: units in

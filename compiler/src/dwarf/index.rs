@@ -2,6 +2,8 @@
 //! them for a wildcard, on every core; only those naming the function for a literal name).
 
 use super::catalog::{Catalog, Symbols};
+use super::lines::{Lines, Row};
+use super::listvars::UnitCx;
 use super::load::Loaded;
 use super::pattern::FunctionPattern;
 use super::scan::{self, Decl, Strings, UnitScan};
@@ -17,16 +19,8 @@ pub(crate) struct FuncDie {
     pub unit: u32,
     pub die: UnitOffset,
     pub frame: UnitOffset,
-}
-
-/// One line-table row, enough for prologue analysis and a declaration fallback.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Row {
-    pub address: u64,
-    pub file: u64,
-    pub line: u64,
-    pub prologue_end: bool,
-    pub end_sequence: bool,
+    /// Its index in the unit scan's `concrete`, for reading what the scan kept of it.
+    pub concrete: u32,
 }
 
 /// A unit parsed on first use. Parsed abbreviations take about 20 times the bytes of
@@ -44,11 +38,16 @@ impl LazyUnit {
         self.dwarf.unit(self.header.clone())
     }
 
-    /// The parsed unit if it is parsed already, else a fresh parse.
-    fn with<T>(&self, f: impl FnOnce(&gimli::Unit<R>) -> T) -> Option<T> {
+    /// The parsed unit if it is parsed already, else a fresh parse. `f` also gets the line
+    /// program: moved out of a fresh parse, not copied.
+    fn with<T>(&self, f: impl FnOnce(&gimli::Unit<R>, Option<Program>) -> T) -> Option<T> {
         match self.cell.get() {
-            Some(u) => Some(f(u)),
-            None => self.parse().ok().map(|u| f(&u)),
+            Some(u) => Some(f(u, u.line_program.clone())),
+            None => {
+                let mut u = self.parse().ok()?;
+                let program = u.line_program.take();
+                Some(f(&u, program))
+            }
         }
     }
 }
@@ -77,15 +76,16 @@ impl std::ops::Deref for LazyUnit {
     }
 }
 
+type Program = gimli::IncompleteLineProgram<R>;
+
 /// What the root DIE says, read by whichever pass reads the unit first.
-#[derive(Clone)]
 struct RootFacts {
     /// The producer says it optimized: locations are tracked at every address.
     optimized: bool,
     /// C: functions are top-level DIEs, so the quick name pass is exact.
     c_language: bool,
-    /// The line program, without the rest of the unit.
-    line_program: Option<gimli::IncompleteLineProgram<R>>,
+    /// What is kept of the line program.
+    lines: Lines,
 }
 
 pub(crate) struct UnitInfo {
@@ -94,7 +94,8 @@ pub(crate) struct UnitInfo {
     start: usize,
     end: usize,
     facts: OnceLock<RootFacts>,
-    files: OnceLock<Vec<Option<String>>>,
+    /// File names, each read on first use.
+    files: OnceLock<Vec<OnceLock<Option<String>>>>,
     rows: OnceLock<Vec<Row>>,
     scan: OnceLock<UnitScan>,
 }
@@ -128,15 +129,14 @@ pub(crate) fn string(
 }
 
 /// Producer, language and line program, from the unit's root DIE.
-fn unit_facts(loaded: &Loaded, unit: &gimli::Unit<R>) -> RootFacts {
+fn unit_facts(loaded: &Loaded, unit: &gimli::Unit<R>, line_program: Option<Program>) -> RootFacts {
     let mut optimized = false;
     let mut c = false;
-    let line_program = unit.line_program.clone();
     let Ok(mut raw) = unit.entries_raw(None) else {
         return RootFacts {
             optimized,
             c_language: c,
-            line_program,
+            lines: Lines::new(loaded, unit, line_program),
         };
     };
     if let Ok(Some(abbrev)) = raw.read_abbreviation() {
@@ -165,41 +165,44 @@ fn unit_facts(loaded: &Loaded, unit: &gimli::Unit<R>) -> RootFacts {
     RootFacts {
         optimized,
         c_language: c,
-        line_program,
+        lines: Lines::new(loaded, unit, line_program),
     }
 }
 
-/// Run `work(i)` for every `i < n` on all cores.
+/// The cores to use, asked once (the answer reads cgroup files).
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |t| t.get()))
+}
+
+/// Run `work(i)` for every `i < n` on all cores, the calling thread included.
 pub(crate) fn parallel<T: Send>(n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    if threads < 2 || n < 2 {
+    let threads = cores().min(n);
+    if threads < 2 {
         return (0..n).map(work).collect();
     }
     let next = AtomicUsize::new(0);
-    let mut parts: Vec<Vec<(usize, T)>> = Vec::new();
+    let run = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            mine.push((i, work(i)));
+        }
+        mine
+    };
+    let mut all: Vec<(usize, T)> = Vec::with_capacity(n);
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.min(n))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= n {
-                            break;
-                        }
-                        mine.push((i, work(i)));
-                    }
-                    mine
-                })
-            })
-            .collect();
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(run)).collect();
+        all.extend(run());
         for h in handles {
             if let Ok(p) = h.join() {
-                parts.push(p);
+                all.extend(p);
             }
         }
     });
-    let mut all: Vec<(usize, T)> = parts.into_iter().flatten().collect();
     all.sort_unstable_by_key(|(i, _)| *i);
     all.into_iter().map(|(_, t)| t).collect()
 }
@@ -242,9 +245,26 @@ impl Index {
         let u = &self.units[unit as usize];
         u.scan.get_or_init(|| {
             u.unit
-                .with(|parsed| {
-                    let _ = u.facts.get_or_init(|| unit_facts(loaded, parsed));
-                    scan::scan_unit(loaded, &Strings::new(loaded), parsed)
+                .with(|parsed, program| {
+                    let facts = u.facts.get_or_init(|| unit_facts(loaded, parsed, program));
+                    let cx = UnitCx {
+                        loaded,
+                        index: self,
+                        unit,
+                        parsed,
+                        c_language: facts.c_language,
+                    };
+                    // Only the unit of a `FuncDie` matters to the probe address.
+                    let die = FuncDie {
+                        unit,
+                        die: UnitOffset(0),
+                        frame: UnitOffset(0),
+                        concrete: 0,
+                    };
+                    let probe_of = |inline: bool, entry: u64, high: u64| {
+                        self.probe_address(loaded, Some(die), !inline, entry, high)
+                    };
+                    scan::scan_unit(&cx, &Strings::new(loaded), &probe_of)
                 })
                 .unwrap_or_default()
         })
@@ -254,11 +274,11 @@ impl Index {
         let u = &self.units[unit as usize];
         u.facts.get_or_init(|| {
             u.unit
-                .with(|parsed| unit_facts(loaded, parsed))
+                .with(|parsed, program| unit_facts(loaded, parsed, program))
                 .unwrap_or(RootFacts {
                     optimized: false,
                     c_language: false,
-                    line_program: None,
+                    lines: Lines::new(loaded, &self.units[unit as usize].unit, None),
                 })
         })
     }
@@ -305,8 +325,14 @@ impl Index {
     /// Every function instance of the file, all units scanned on all cores.
     fn all(&self, loaded: &Loaded) -> &Catalog {
         self.all.get_or_init(|| {
-            parallel(self.units.len(), |i| {
-                self.scan(loaded, i as u32);
+            // The symbol table's maps are built by the first free core meanwhile.
+            parallel(self.units.len() + 1, |i| match i {
+                0 => {
+                    self.symbols(loaded);
+                }
+                i => {
+                    self.scan(loaded, i as u32 - 1);
+                }
             });
             let units: Vec<u32> = (0..self.units.len() as u32).collect();
             Catalog::build(self, loaded, self.symbols(loaded), &units)
@@ -378,8 +404,8 @@ impl Index {
             let i = candidates[c] as usize;
             let u = &self.units[i];
             u.unit
-                .with(|parsed| {
-                    let facts = u.facts.get_or_init(|| unit_facts(loaded, parsed));
+                .with(|parsed, program| {
+                    let facts = u.facts.get_or_init(|| unit_facts(loaded, parsed, program));
                     !facts.c_language || scan::names_any(loaded, &strings, parsed, &wanted)
                 })
                 .unwrap_or(false)
@@ -393,9 +419,9 @@ impl Index {
     }
 
     pub fn matching(&self, loaded: &Loaded, pattern: &FunctionPattern) -> Vec<FunctionSite> {
-        let symbols = self.symbols(loaded);
         match pattern.literal_name() {
             Some(name) if self.all.get().is_none() => {
+                let symbols = self.symbols(loaded);
                 // The name itself and the other names of its symbols' addresses: enough
                 // to find its DIEs, its aliases and whether its symbols are DWARF's.
                 let names = Catalog::related_names(symbols, &loaded.symbols, name);
@@ -406,7 +432,9 @@ impl Index {
                 let catalog = Catalog::build(self, loaded, symbols, &units);
                 catalog.select(self, loaded, symbols, pattern)
             }
-            _ => self.all(loaded).select(self, loaded, symbols, pattern),
+            _ => self
+                .all(loaded)
+                .select(self, loaded, self.symbols(loaded), pattern),
         }
     }
 
@@ -459,72 +487,32 @@ impl Index {
     /// A line-table file name as SystemTap prints it: its directory entry joined, no
     /// normalizing (relative directories stay relative).
     pub fn file_name(&self, loaded: &Loaded, unit: u32, file: u64) -> Option<String> {
+        self.file_name_ref(loaded, unit, file).map(str::to_string)
+    }
+
+    /// As [`Index::file_name`], borrowed from the unit's cache.
+    pub fn file_name_ref(&self, loaded: &Loaded, unit: u32, file: u64) -> Option<&str> {
         let u = &self.units[unit as usize];
-        let files = u
+        let lines = &self.facts(loaded, unit).lines;
+        let cells = u
             .files
-            .get_or_init(|| file_names(loaded, self.facts(loaded, unit)));
+            .get_or_init(|| (0..lines.file_count()).map(|_| OnceLock::new()).collect());
         let idx = if u.unit.header.version() >= 5 {
             file as usize
         } else {
             (file as usize).checked_sub(1)?
         };
-        files.get(idx).cloned().flatten()
+        cells
+            .get(idx)?
+            .get_or_init(|| lines.file_path(loaded, idx))
+            .as_deref()
     }
 
     fn rows(&self, loaded: &Loaded, unit: u32) -> &[Row] {
         let u = &self.units[unit as usize];
-        u.rows
-            .get_or_init(|| line_rows(self.facts(loaded, unit).line_program.clone()))
-    }
-}
-
-/// A line-table string (`DW_FORM_string`, `strp` or `line_strp`: no unit needed).
-fn line_string(loaded: &Loaded, v: AttributeValue<R>) -> Option<String> {
-    let r = match v {
-        AttributeValue::String(r) => r,
-        AttributeValue::DebugStrRef(o) => loaded.dwarf.debug_str.get_str(o).ok()?,
-        AttributeValue::DebugLineStrRef(o) => loaded.dwarf.debug_line_str.get_str(o).ok()?,
-        _ => return None,
-    };
-    Some(r.to_string_lossy().ok()?.into_owned())
-}
-
-fn file_names(loaded: &Loaded, facts: &RootFacts) -> Vec<Option<String>> {
-    let Some(lp) = &facts.line_program else {
-        return Vec::new();
-    };
-    let header = lp.header();
-    header
-        .file_names()
-        .iter()
-        .map(|f| {
-            let name = line_string(loaded, f.path_name())?;
-            if name.starts_with('/') {
-                return Some(name);
-            }
-            match f.directory(header).and_then(|d| line_string(loaded, d)) {
-                Some(dir) if !dir.is_empty() => Some(format!("{dir}/{name}")),
-                _ => Some(name),
-            }
+        u.rows.get_or_init(|| {
+            let size = u.unit.header.address_size();
+            self.facts(loaded, unit).lines.rows(loaded, size)
         })
-        .collect()
-}
-
-fn line_rows(program: Option<gimli::IncompleteLineProgram<R>>) -> Vec<Row> {
-    let mut out = Vec::new();
-    if let Some(lp) = program {
-        let mut rows = lp.rows();
-        while let Ok(Some((_, row))) = rows.next_row() {
-            out.push(Row {
-                address: row.address(),
-                file: row.file_index(),
-                line: row.line().map_or(0, |l| l.get()),
-                prologue_end: row.prologue_end(),
-                end_sequence: row.end_sequence(),
-            });
-        }
     }
-    // Stable: rows of one sequence keep their order at equal addresses.
-    out.sort_by_key(|r| r.address);
-    out
 }

@@ -1,5 +1,6 @@
 //! Loading one ELF: mapped with memmap2, DWARF sections (in-file or separate), CFI, segments, symbols.
 
+use super::bytes::Bytes;
 use super::{DwarfError, R};
 use gimli::{BaseAddresses, RunTimeEndian};
 use object::{Object, ObjectSection, ObjectSegment};
@@ -44,18 +45,57 @@ fn bad_elf(path: &Path, e: impl ToString) -> DwarfError {
     }
 }
 
-fn section_reader(file: &object::File<'_>, name: &str, endian: RunTimeEndian) -> Option<R> {
-    let section = file.section_by_name(name)?;
+/// One file: its mapping and what `object` parsed of it.
+#[derive(Clone, Copy)]
+struct Mapped<'a> {
+    map: &'a Arc<memmap2::Mmap>,
+    file: &'a object::File<'a>,
+}
+
+fn section_reader(m: Mapped<'_>, name: &str, endian: RunTimeEndian) -> Option<R> {
+    let section = m.file.section_by_name(name)?;
+    Some(R::new(section_bytes(m, &section)?, endian))
+}
+
+/// A section's bytes: read in place when stored plain, else inflated.
+fn section_bytes(m: Mapped<'_>, section: &object::Section<'_, '_>) -> Option<Bytes> {
+    if let Ok(range) = section.compressed_file_range() {
+        if range.format == object::CompressionFormat::None {
+            let start = usize::try_from(range.offset).ok()?;
+            let len = usize::try_from(range.uncompressed_size).ok()?;
+            if let Some(b) = Bytes::mapped(m.map, start, len) {
+                return Some(b);
+            }
+        }
+    }
+    if let Some(bytes) = section.compressed_data().ok().and_then(|c| inflate(&c)) {
+        return Some(Bytes::Owned(bytes));
+    }
     let data = section.uncompressed_data().ok()?;
-    Some(R::new(Arc::from(&*data), endian))
+    Some(Bytes::Owned(Arc::from(&*data)))
+}
+
+/// A zlib-compressed section inflated straight into its shared buffer: no second copy.
+fn inflate(c: &object::CompressedData<'_>) -> Option<Arc<[u8]>> {
+    if c.format != object::CompressionFormat::Zlib {
+        return None;
+    }
+    let size = usize::try_from(c.uncompressed_size).ok()?;
+    let mut out: Arc<[u8]> = std::iter::repeat_n(0u8, size).collect();
+    let buf = Arc::get_mut(&mut out)?;
+    let mut z = flate2::Decompress::new(true);
+    let status = z
+        .decompress(c.data, buf, flate2::FlushDecompress::Finish)
+        .ok()?;
+    (status == flate2::Status::StreamEnd && z.total_out() == size as u64).then_some(out)
 }
 
 /// Every DWARF section gimli asks for, decompressed on all cores: inflating is most of
 /// the time spent opening a distribution's compressed debug file.
-fn dwarf_sections(file: &object::File<'_>, endian: RunTimeEndian) -> HashMap<&'static str, R> {
+fn dwarf_sections(m: Mapped<'_>, endian: RunTimeEndian) -> HashMap<&'static str, R> {
     let mut names: Vec<(&'static str, u64)> = Vec::new();
     for id in ALL_SECTIONS {
-        if let Some(s) = file.section_by_name(id.name()) {
+        if let Some(s) = m.file.section_by_name(id.name()) {
             let size = s
                 .compressed_file_range()
                 .map_or(s.size(), |r| r.compressed_size);
@@ -64,32 +104,12 @@ fn dwarf_sections(file: &object::File<'_>, endian: RunTimeEndian) -> HashMap<&'s
     }
     // Largest first, each taken by whichever thread is free.
     names.sort_by_key(|&(_, size)| std::cmp::Reverse(size));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(names.len()));
-    let mut out = HashMap::new();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&(name, _)) = names.get(i) else {
-                            break;
-                        };
-                        if let Some(r) = section_reader(file, name, endian) {
-                            mine.push((name, r));
-                        }
-                    }
-                    mine
-                })
-            })
-            .collect();
-        for w in workers {
-            out.extend(w.join().unwrap_or_default());
-        }
-    });
-    out
+    let readers = super::index::parallel(names.len(), |i| section_reader(m, names[i].0, endian));
+    names
+        .iter()
+        .zip(readers)
+        .filter_map(|(&(name, _), r)| Some((name, r?)))
+        .collect()
 }
 
 /// The sections `gimli::Dwarf::load` reads.
@@ -138,8 +158,8 @@ fn has_debug_info(file: &object::File<'_>) -> bool {
 
 impl Loaded {
     pub fn open(path: &Path) -> Result<Loaded, DwarfError> {
-        let data = map(path)?;
-        let file = object::File::parse(&*data).map_err(|e| bad_elf(path, e))?;
+        let data = Arc::new(map(path)?);
+        let file = object::File::parse(&**data).map_err(|e| bad_elf(path, e))?;
         let endian = if file.is_little_endian() {
             RunTimeEndian::Little
         } else {
@@ -153,7 +173,7 @@ impl Loaded {
             let candidates = debug_candidates(path, &file);
             for c in &candidates {
                 if let Ok(m) = map(c) {
-                    separate = Some(m);
+                    separate = Some(Arc::new(m));
                     break;
                 }
             }
@@ -167,10 +187,18 @@ impl Loaded {
             }
         }
         let debug_file = match &separate {
-            Some(m) => Some(object::File::parse(&**m).map_err(|e| bad_elf(path, e))?),
+            Some(m) => Some(object::File::parse(&***m).map_err(|e| bad_elf(path, e))?),
             None => None,
         };
         let dfile = debug_file.as_ref().unwrap_or(&file);
+        let main = Mapped {
+            map: &data,
+            file: &file,
+        };
+        let debug = Mapped {
+            map: separate.as_ref().unwrap_or(&data),
+            file: dfile,
+        };
         if no_debug.is_none() && !has_debug_info(dfile) {
             no_debug = Some(DwarfError::NoDebugInfo {
                 path: path.display().to_string(),
@@ -178,25 +206,25 @@ impl Loaded {
             });
         }
 
-        let empty = R::new(Arc::from(&[][..]), endian);
-        let mut sections = dwarf_sections(dfile, endian);
+        let empty = R::new(Bytes::Owned(Arc::from(&[][..])), endian);
+        let mut sections = dwarf_sections(debug, endian);
         let dwarf = gimli::Dwarf::load(|id| -> Result<R, std::convert::Infallible> {
             Ok(sections.remove(id.name()).unwrap_or_else(|| empty.clone()))
         })
         .unwrap_or_else(|e| match e {});
 
         let eh_frame = file.section_by_name(".eh_frame").and_then(|s| {
-            let data = s.uncompressed_data().ok()?;
+            let bytes = section_bytes(main, &s)?;
             let mut bases = BaseAddresses::default().set_eh_frame(s.address());
             if let Some(text) = file.section_by_name(".text") {
                 bases = bases.set_text(text.address());
             }
-            let mut frame = gimli::EhFrame::from(R::new(Arc::from(&*data), endian));
+            let mut frame = gimli::EhFrame::from(R::new(bytes, endian));
             frame.set_address_size(8);
             Some((frame, bases))
         });
-        let debug_frame = section_reader(dfile, ".debug_frame", endian)
-            .or_else(|| section_reader(&file, ".debug_frame", endian))
+        let debug_frame = section_reader(debug, ".debug_frame", endian)
+            .or_else(|| section_reader(main, ".debug_frame", endian))
             .map(|r| {
                 let mut f = gimli::DebugFrame::from(r);
                 f.set_address_size(8);
@@ -211,7 +239,7 @@ impl Loaded {
             })
             .collect();
 
-        let symbols = super::symtab::read(&data, separate.as_deref());
+        let symbols = super::symtab::read(&data, separate.as_deref().map(|m| &**m));
 
         Ok(Loaded {
             dwarf: Arc::new(dwarf),

@@ -3,10 +3,13 @@
 //! Entry points: [`Binary::open`] (or [`Cache::get`]), then [`Binary::functions`]
 //! for probe sites, [`Binary::variables`] for `-L`, [`Binary::plan`] for `$vars`.
 
+mod bytes;
 mod cast;
 mod catalog;
 mod elf;
 mod index;
+mod lines;
+mod listvars;
 mod load;
 mod location;
 mod pattern;
@@ -19,6 +22,7 @@ mod sdt;
 mod stl_order;
 mod stmt;
 mod symtab;
+mod typename;
 mod types;
 
 #[cfg(test)]
@@ -39,8 +43,8 @@ pub use pretty::BulkKind;
 pub use sdt::{mark_pp, name_matches as mark_name_matches, Marker};
 pub use stmt::StatementSite;
 
-/// The gimli reader used everywhere: owned section bytes, so `Binary` has no lifetime.
-pub(crate) type R = gimli::EndianArcSlice<gimli::RunTimeEndian>;
+/// The gimli reader used everywhere: shared section bytes, so `Binary` has no lifetime.
+pub(crate) type R = gimli::EndianReader<gimli::RunTimeEndian, bytes::Bytes>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DwarfError {
@@ -186,6 +190,17 @@ pub struct Binary {
     path: PathBuf,
     loaded: Loaded,
     index: OnceLock<Index>,
+}
+
+impl Drop for Binary {
+    /// A whole library's index is some 100,000 allocations: they are freed on a thread
+    /// of their own, so a run that ends here does not wait for them.
+    fn drop(&mut self) {
+        if let Some(index) = self.index.take() {
+            // Detached; if no thread can be made, the failed spawn frees the index here.
+            let _ = std::thread::Builder::new().spawn(move || drop(index));
+        }
+    }
 }
 
 impl std::fmt::Debug for Binary {

@@ -139,6 +139,20 @@ pub(crate) fn variables(loaded: &Loaded, index: &Index, site: &FunctionSite) -> 
     let Some(fd) = site.die else {
         return Vec::new();
     };
+    // Read in the unit's scan when it could be; else from the DIEs.
+    if let Some(vars) = super::listvars::listed(loaded, index, fd, site.probe) {
+        return vars;
+    }
+    walked_variables(loaded, index, fd, site)
+}
+
+/// [`variables`] read from the DIEs, without what the unit scan kept.
+pub(crate) fn walked_variables(
+    loaded: &Loaded,
+    index: &Index,
+    fd: FuncDie,
+    site: &FunctionSite,
+) -> Vec<Variable> {
     let types = Types { loaded, index };
     // SystemTap lists the function's own parameters and locals, not those of nested blocks.
     scope_vars(loaded, index, fd, site.probe)

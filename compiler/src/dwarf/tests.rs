@@ -310,3 +310,32 @@ fn clones_are_found_by_their_dwarf_name() {
         "`$return` is not available: `touch` returns `void`"
     );
 }
+
+/// The variables `-L` prints come from the unit scan; they must equal a walk of the DIEs
+/// for every instance (parameters, locals, clones, inlined copies, optimized or not).
+#[test]
+fn scanned_variables_match_the_die_walk() {
+    let mut total = 0;
+    for (name, opt) in [
+        ("sendmsg", "-O0"),
+        ("sendmsg", "-O2"),
+        ("types", "-O0"),
+        ("types", "-O2"),
+    ] {
+        let b = Binary::open(&fixture(name, opt)).unwrap();
+        let sites = b.functions(&FunctionPattern::parse("*").unwrap());
+        let mut compared = 0;
+        for s in sites.iter().filter(|s| s.die.is_some()) {
+            let fd = s.die.unwrap();
+            let fast = listvars::listed(&b.loaded, b.index(), fd, s.probe);
+            let walked = scope::walked_variables(&b.loaded, b.index(), fd, s);
+            let fast =
+                fast.unwrap_or_else(|| panic!("`{}` in {name}{opt} was not scanned", s.name));
+            assert_eq!(fast, walked, "`{}` in {name}{opt}", s.name);
+            compared += usize::from(!walked.is_empty());
+        }
+        assert!(compared > 0, "{name}{opt}: no instance with variables");
+        total += compared;
+    }
+    assert!(total > 8, "only {total} instances with variables");
+}

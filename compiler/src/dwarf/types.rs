@@ -256,100 +256,11 @@ impl Types<'_> {
         {
             return n;
         }
-        let name = self.name_rec(Some(t), 0);
+        let name = super::typename::name(self, Some(t));
         if let Ok(mut m) = self.index.type_names.lock() {
             m.insert(key, name.clone());
         }
         name
-    }
-
-    fn name_rec(&self, t: Option<TypeRef>, depth: u32) -> String {
-        let Some(t) = t else { return "void".into() };
-        let Some(e) = self.entry(t) else {
-            return "?".into();
-        };
-        if depth > 32 {
-            return "?".into();
-        }
-        let named = |prefix: &str| {
-            format!(
-                "{prefix}{}",
-                self.name(t, &e).unwrap_or_else(|| "{...}".into())
-            )
-        };
-        let sub = || self.attr_ref(t.0, &e, dw::DW_AT_type);
-        match e.tag {
-            dw::DW_TAG_base_type | dw::DW_TAG_typedef | dw::DW_TAG_unspecified_type => named(""),
-            dw::DW_TAG_structure_type => named("struct "),
-            dw::DW_TAG_union_type => named("union "),
-            dw::DW_TAG_class_type => named("class "),
-            dw::DW_TAG_enumeration_type => named("enum "),
-            dw::DW_TAG_pointer_type => self.pointer_name(sub(), depth),
-            dw::DW_TAG_reference_type => format!("{}&", self.name_rec(sub(), depth + 1)),
-            dw::DW_TAG_array_type => format!("{}[]", self.name_rec(sub(), depth + 1)),
-            dw::DW_TAG_const_type => format!("{} const", self.name_rec(sub(), depth + 1)),
-            dw::DW_TAG_volatile_type => format!("{} volatile", self.name_rec(sub(), depth + 1)),
-            dw::DW_TAG_restrict_type => format!("{} restrict", self.name_rec(sub(), depth + 1)),
-            dw::DW_TAG_atomic_type => format!("{} _Atomic", self.name_rec(sub(), depth + 1)),
-            _ => "?".into(),
-        }
-    }
-
-    /// A pointer to `target`: the stars of a function pointer go inside its parentheses
-    /// (`int (**) (int)`), and the decayed builtin `va_list` keeps its name.
-    fn pointer_name(&self, target: Option<TypeRef>, depth: u32) -> String {
-        let mut stars = 1;
-        let mut cur = target;
-        while let Some((t, e)) = cur.and_then(|t| Some((t, self.entry(t)?))) {
-            match e.tag {
-                dw::DW_TAG_pointer_type if stars < 8 => {
-                    stars += 1;
-                    cur = self.attr_ref(t.0, &e, dw::DW_AT_type);
-                }
-                dw::DW_TAG_subroutine_type => return self.function_pointer(t, stars, depth),
-                _ => break,
-            }
-        }
-        if let Some((t, e)) = target.and_then(|t| Some((t, self.entry(t)?))) {
-            if e.tag == dw::DW_TAG_structure_type
-                && self.name(t, &e).as_deref() == Some("__va_list_tag")
-            {
-                return "va_list".into();
-            }
-        }
-        format!("{}*", self.name_rec(target, depth + 1))
-    }
-
-    /// `int (*) (int, char*)`, with `stars` levels of pointer.
-    fn function_pointer(&self, f: TypeRef, stars: usize, depth: u32) -> String {
-        let Some(e) = self.entry(f) else {
-            return "?".into();
-        };
-        let ret = self.name_rec(self.attr_ref(f.0, &e, dw::DW_AT_type), depth + 1);
-        let mut params = Vec::new();
-        let unit = self.unit(f);
-        let mut tree = unit.entries_tree(Some(f.1)).ok();
-        if let Some(root) = tree.as_mut().and_then(|t| t.root().ok()) {
-            let mut children = root.children();
-            while let Ok(Some(child)) = children.next() {
-                let c = child.entry();
-                match c.tag {
-                    dw::DW_TAG_formal_parameter => {
-                        params.push(self.name_rec(self.attr_ref(f.0, c, dw::DW_AT_type), depth + 1))
-                    }
-                    dw::DW_TAG_unspecified_parameters => params.push("...".into()),
-                    _ => {}
-                }
-            }
-        }
-        let prototyped = matches!(
-            e.attr_value(dw::DW_AT_prototyped),
-            Some(AttributeValue::Flag(true))
-        );
-        if params.is_empty() && prototyped {
-            params.push("void".into());
-        }
-        format!("{ret} ({}) ({})", "*".repeat(stars), params.join(", "))
     }
 
     /// Find a member by name, looking through anonymous struct/union members.
