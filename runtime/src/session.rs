@@ -503,7 +503,7 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
         for (p, fd) in obj.programs.iter().zip(progs.iter_mut()) {
             match (p.kind, &p.attach) {
                 (ProgramKind::Uprobe, Attach::Uprobe { .. }) => {
-                    links.extend(uprobes.attach(p, fd, &maps, target)?)
+                    links.extend(uprobes.attach(p, fd, &maps)?)
                 }
                 (ProgramKind::RawTracepoint, Attach::RawTracepoint { name, tgids }) => {
                     if let Some((map, path)) = tgids {

@@ -146,6 +146,8 @@ pub fn codegen(
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
     }
+    // Last, so a process leaves the tree after the `.end` probes of its exit saw it.
+    super::tree::companions(&mut sh, &mut programs);
     let programs = merge_identical(programs);
     Ok(BpfObject {
         host,
@@ -266,6 +268,8 @@ pub struct Shared<'a> {
     pub scratch: MapId,
     /// `.return` sites that save values at entry, each with its own storage map.
     pub entry_sites: u32,
+    /// The first probe that reads the target's process tree (see `tree.rs`).
+    pub tree_span: Option<Span>,
     /// Probe points that printf records refer to by index.
     pub probe_points: Vec<String>,
     /// `foreach` snapshot maps by (array, nesting depth): see `foreach.rs`.
@@ -288,6 +292,7 @@ impl<'a> Shared<'a> {
             config: MapId(0),
             scratch: MapId(0),
             entry_sites: 0,
+            tree_span: None,
             probe_points: Vec::new(),
             snapshots: HashMap::new(),
             wrap: HashMap::new(),
@@ -467,6 +472,11 @@ impl<'a, 'b> Gen<'a, 'b> {
         entry: Option<&EntryLayout>,
     ) -> Result<Body, Vec<Diagnostic>> {
         self.program_start(probe.span);
+        // A return program with saved values checks the tree only when its thread has
+        // no storage: the entry program made storage for members alone.
+        if entry.is_none() {
+            self.tree_filter();
+        }
         self.lifecycle_filter();
         if let Some(l) = entry {
             // Before the condition: every return consumes its entry record.

@@ -212,7 +212,18 @@ impl<'a> Gen<'a, '_> {
         let top = self.e.label();
         let matched = self.e.label();
         self.task_storage(l, false);
-        self.e.jmp_imm(Cond::Eq, R0, 0, skip);
+        let stored = self.e.label();
+        self.e.jmp_imm(Cond::Ne, R0, 0, stored);
+        // No storage: a process outside the target's tree leaves quietly, a member's
+        // return whose call was never saved is skipped and counted.
+        if let crate::resolved::Site::Uprobe(u) = &self.probe.site {
+            if u.pid.is_none() {
+                let member = self.tree_member_check();
+                self.e.bind(member);
+            }
+        }
+        self.e.goto(skip);
+        self.e.bind(stored);
         // r5 = storage, r4 = stack pointer, r1 = calls kept.
         self.e.emit(Insn::mov64_reg(R5, R0));
         self.e.emit(Insn::ldx_mem(Size::DW, R4, R6, PT_REGS_SP));
@@ -287,6 +298,7 @@ impl<'a> Gen<'a, '_> {
         l: &EntryLayout,
     ) -> Result<super::codegen::Body, Vec<Diagnostic>> {
         self.program_start(probe.span);
+        self.tree_filter();
         self.locals = self.alloc_locals(&probe.locals);
         let rec = self.scratch.alloc(l.size) as i16;
         // The slot pointer survives the evaluation in a frame slot.

@@ -90,20 +90,20 @@ impl Gen<'_, '_> {
             self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, t));
             self.e.jmp_imm(Cond::Ne, R1, pid as i32, exit);
         }
-        // With -c/-x, only the target process, as the uprobe links' pid filter does.
-        let any = self.e.label();
-        self.lookup_u32(self.sh.config, ConfigSlot::TargetPid as u32);
-        self.e.jmp_imm(Cond::Eq, R0, 0, any);
-        self.e.emit(Insn::ldx_mem(Size::DW, R0, R0, 0));
-        self.e.jmp_imm(Cond::Eq, R0, 0, any);
+        // With -c/-x, only the target's process tree (see `tree.rs`).
+        let member = self.tree_member_check();
+        self.e.bind(member);
         if l.event == (LifecycleEvent::Fork { thread: false }) {
-            // The target's children are not traced, and the target itself was forked
-            // before the probes were armed (its late return from `fork` is no begin).
-            self.e.goto(exit);
+            // The target itself was forked before the probes were armed: its late
+            // return from `fork` is no begin.
+            let other = self.e.label();
+            self.lookup_u32(self.sh.config, ConfigSlot::TargetPid as u32);
+            self.e.jmp_imm(Cond::Eq, R0, 0, other);
+            self.e.emit(Insn::ldx_mem(Size::DW, R0, R0, 0));
+            self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, t));
+            self.e.jmp_reg(Cond::Eq, R0, R1, exit);
+            self.e.bind(other);
         }
-        self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, t));
-        self.e.jmp_reg(Cond::Ne, R0, R1, exit);
-        self.e.bind(any);
         if let Some((path, _)) = &l.path {
             let map = tgids_map(self.sh, path);
             self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, t));

@@ -31,6 +31,7 @@ mod task;
 pub mod testing;
 mod text;
 mod tokenize;
+mod tree;
 mod wrap;
 
 pub use codegen::{codegen, CodegenOptions};

@@ -69,8 +69,8 @@ impl Uprobes {
         kernel::load_program_as(spec, maps, self.loaded_for_perf)
     }
 
-    /// Attaches a uprobe program; `target` is the session's `-c`/`-x` process, used
-    /// when the probe names no pid. The returned descriptors are the links. In `auto`
+    /// Attaches a uprobe program, filtered by pid in the kernel only for `process(PID)`
+    /// sites. The returned descriptors are the links. In `auto`
     /// mode a refused uprobe_multi link switches to perf events, for which `prog` (and
     /// each later program) is loaded again.
     pub fn attach(
@@ -78,7 +78,6 @@ impl Uprobes {
         spec: &ProgramSpec,
         prog: &mut OwnedFd,
         maps: &[MapHandle],
-        target: Option<u32>,
     ) -> Result<Vec<OwnedFd>, KernelError> {
         let Attach::Uprobe {
             path,
@@ -91,7 +90,10 @@ impl Uprobes {
             return Ok(Vec::new());
         };
         let probe = &spec.probe_point;
-        let pid = pid.or(target);
+        // Only `process(PID)` sites filter in the kernel: the `-c`/`-x` target's
+        // process tree is checked by the programs, since the kernel's filter would
+        // leave out the target's children.
+        let pid = *pid;
         if !self.perf {
             match attach_uprobes(prog, probe, path, offsets, ref_ctr_offsets, *retprobe, pid) {
                 Ok(link) => return Ok(vec![link]),
