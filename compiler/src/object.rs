@@ -205,7 +205,8 @@ pub enum Attach {
         retprobe: bool,
         /// SDT semaphores: empty, or one file offset (0 for none) per offset.
         ref_ctr_offsets: Vec<u64>,
-        /// `process(PID)`: only this process (else the session's `-c`/`-x` target, if any).
+        /// `process(PID)`: only this process, filtered by the kernel (the `-c`/`-x`
+        /// target's tree is filtered by the programs, see `bpf/tree.rs`).
         pid: Option<u32>,
     },
     /// A raw tracepoint by name (`sched_process_exit`, `sys_exit`, ...).
@@ -214,6 +215,9 @@ pub enum Attach {
         /// The program only handles processes whose tgid is a key of this hash map;
         /// the runtime adds those already running this file before attaching.
         tgids: Option<(MapId, PathBuf)>,
+        /// Needed only with a `-c`/`-x` target: attaching a tracepoint waits for an
+        /// RCU grace period (~20 ms), so the runtime skips it otherwise.
+        target_only: bool,
     },
     Timer {
         period_ns: u64,

@@ -505,7 +505,17 @@ pub fn run(obj: &BpfObject, opts: &SessionOptions) -> Result<Outcome, SessionErr
                 (ProgramKind::Uprobe, Attach::Uprobe { .. }) => {
                     links.extend(uprobes.attach(p, fd, &maps)?)
                 }
-                (ProgramKind::RawTracepoint, Attach::RawTracepoint { name, tgids }) => {
+                (
+                    ProgramKind::RawTracepoint,
+                    Attach::RawTracepoint {
+                        name,
+                        tgids,
+                        target_only,
+                    },
+                ) => {
+                    if *target_only && target.is_none() {
+                        continue;
+                    }
                     if let Some((map, path)) = tgids {
                         crate::attach::add_running_processes(&maps[map.0 as usize], path)?;
                     }

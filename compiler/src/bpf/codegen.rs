@@ -146,7 +146,7 @@ pub fn codegen(
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
     }
-    // Last, so a process leaves the tree after the `.end` probes of its exit saw it.
+    // The program that keeps the target's process tree, if a program reads it.
     super::tree::companions(&mut sh, &mut programs);
     let programs = merge_identical(programs);
     Ok(BpfObject {

@@ -112,13 +112,18 @@ pub fn disassemble(obj: &BpfObject) -> String {
                 }
                 s
             }
-            Attach::RawTracepoint { name, tgids } => match tgids {
-                Some((map, path)) => format!(
+            Attach::RawTracepoint {
+                name,
+                tgids,
+                target_only,
+            } => match (tgids, target_only) {
+                (Some((map, path)), _) => format!(
                     "raw tracepoint {name} for processes of {} (map {})",
                     path.display(),
                     map.0
                 ),
-                None => format!("raw tracepoint {name}"),
+                (None, true) => format!("raw tracepoint {name}, with -c/-x only"),
+                (None, false) => format!("raw tracepoint {name}"),
             },
             Attach::Timer {
                 period_ns,

@@ -6,7 +6,6 @@
 //! they are looked up, not assumed. Only what those functions need is parsed: struct
 //! members, through anonymous structs and unions.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Byte offsets the task context functions read.
@@ -42,99 +41,96 @@ const KIND_DECL_TAG: u32 = 17;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
 
-struct Type {
-    name: u32,
-    kind: u32,
-    kind_flag: bool,
-    /// Size, or the referenced type.
-    size_type: u32,
-    /// (name, type, bit offset) of struct and union members.
-    members: Vec<(u32, u32, u32)>,
-}
-
-struct Btf {
-    types: Vec<Type>,
-    strings: Vec<u8>,
-    structs: HashMap<String, u32>,
+/// The kernel's BTF, read in place: one pass records where each type starts, and
+/// lookups read names and members from the bytes. Parsing every type into owned
+/// structures cost ~20 ms of every start.
+struct Btf<'a> {
+    types: &'a [u8],
+    strings: &'a [u8],
+    /// Byte offset in `types` of each type id; id 0 (void) has none.
+    offsets: Vec<u32>,
 }
 
 fn word(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-impl Btf {
-    fn parse(b: &[u8]) -> Option<Btf> {
+impl<'a> Btf<'a> {
+    fn parse(b: &'a [u8]) -> Option<Btf<'a>> {
         if b.get(..2)? != [0x9f, 0xeb] {
             return None;
         }
         let hdr = word(b, 4)? as usize;
         let (type_off, type_len) = (word(b, 8)? as usize, word(b, 12)? as usize);
         let (str_off, str_len) = (word(b, 16)? as usize, word(b, 20)? as usize);
-        let strings = b.get(hdr + str_off..hdr + str_off + str_len)?.to_vec();
+        let strings = b.get(hdr + str_off..hdr + str_off + str_len)?;
         let t = b.get(hdr + type_off..hdr + type_off + type_len)?;
-        // Type 0 is void.
-        let mut types = vec![Type {
-            name: 0,
-            kind: 0,
-            kind_flag: false,
-            size_type: 0,
-            members: Vec::new(),
-        }];
+        let mut offsets = vec![u32::MAX];
         let mut at = 0;
         while at + 12 <= t.len() {
+            offsets.push(at as u32);
             let info = word(t, at + 4)?;
             let (vlen, kind) = ((info & 0xffff) as usize, (info >> 24) & 0x1f);
-            let mut ty = Type {
-                name: word(t, at)?,
-                kind,
-                kind_flag: info >> 31 == 1,
-                size_type: word(t, at + 8)?,
-                members: Vec::new(),
-            };
             at += 12;
-            match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => at += 4,
-                KIND_ARRAY => at += 12,
-                KIND_STRUCT | KIND_UNION => {
-                    for _ in 0..vlen {
-                        ty.members
-                            .push((word(t, at)?, word(t, at + 4)?, word(t, at + 8)?));
-                        at += 12;
-                    }
-                }
-                KIND_ENUM | KIND_FUNC_PROTO => at += 8 * vlen,
-                KIND_DATASEC | KIND_ENUM64 => at += 12 * vlen,
-                _ => {}
-            }
-            types.push(ty);
+            at += match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                _ => 0,
+            };
         }
-        let mut btf = Btf {
-            types,
+        Some(Btf {
+            types: t,
             strings,
-            structs: HashMap::new(),
-        };
-        for (i, ty) in btf.types.iter().enumerate() {
-            if ty.kind == KIND_STRUCT && !ty.members.is_empty() {
-                let name = btf.name(ty.name).to_string();
-                btf.structs.entry(name).or_insert(i as u32);
-            }
-        }
-        Some(btf)
+            offsets,
+        })
     }
 
-    fn name(&self, off: u32) -> &str {
+    fn at(&self, id: u32) -> Option<usize> {
+        let off = *self.offsets.get(id as usize)?;
+        (off != u32::MAX).then_some(off as usize)
+    }
+
+    /// (name offset, kind, vlen, kind_flag, size or referenced type) of a type.
+    fn header(&self, id: u32) -> Option<(u32, u32, usize, bool, u32)> {
+        let at = self.at(id)?;
+        let info = word(self.types, at + 4)?;
+        Some((
+            word(self.types, at)?,
+            (info >> 24) & 0x1f,
+            (info & 0xffff) as usize,
+            info >> 31 == 1,
+            word(self.types, at + 8)?,
+        ))
+    }
+
+    fn name(&self, off: u32) -> &[u8] {
         let s = self.strings.get(off as usize..).unwrap_or_default();
         let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
-        std::str::from_utf8(&s[..end]).unwrap_or("")
+        &s[..end]
+    }
+
+    /// The first struct with members named `name`.
+    fn find_struct(&self, name: &str) -> Option<u32> {
+        (1..self.offsets.len() as u32).find(|&id| {
+            self.header(id).is_some_and(|(n, kind, vlen, _, _)| {
+                kind == KIND_STRUCT && vlen > 0 && self.name(n) == name.as_bytes()
+            })
+        })
     }
 
     /// Skips typedefs and qualifiers.
     fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..32 {
-            match self.types.get(id as usize).map(|t| t.kind) {
-                Some(KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG) => {
-                    id = self.types[id as usize].size_type;
-                }
+            match self.header(id) {
+                Some((
+                    _,
+                    KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG,
+                    _,
+                    _,
+                    next,
+                )) => id = next,
                 _ => break,
             }
         }
@@ -143,31 +139,32 @@ impl Btf {
 
     /// Byte offset of `member` in struct `id`, looking into anonymous members.
     fn member(&self, id: u32, member: &str) -> Option<u32> {
-        let ty = self.types.get(id as usize)?;
-        for &(name, mty, off) in &ty.members {
-            let bits = if ty.kind_flag { off & 0xff_ffff } else { off };
+        let (_, _, vlen, kind_flag, _) = self.header(id)?;
+        let base = self.at(id)? + 12;
+        for i in 0..vlen {
+            let m = base + 12 * i;
+            let (name, mty, off) = (
+                word(self.types, m)?,
+                word(self.types, m + 4)?,
+                word(self.types, m + 8)?,
+            );
+            let bits = if kind_flag { off & 0xff_ffff } else { off };
             if name == 0 {
                 let inner = self.resolve(mty);
-                if matches!(
-                    self.types.get(inner as usize)?.kind,
-                    KIND_STRUCT | KIND_UNION
-                ) {
+                if matches!(self.header(inner)?.1, KIND_STRUCT | KIND_UNION) {
                     if let Some(o) = self.member(inner, member) {
                         return Some(bits / 8 + o);
                     }
                 }
-            } else if self.name(name) == member {
+            } else if self.name(name) == member.as_bytes() {
                 return Some(bits / 8);
             }
         }
         None
     }
 
-    fn field(&self, s: &str, member: &str) -> Result<u32, String> {
-        let id = *self
-            .structs
-            .get(s)
-            .ok_or_else(|| format!("the kernel's BTF has no `struct {s}`"))?;
+    fn field(&self, id: Option<u32>, s: &str, member: &str) -> Result<u32, String> {
+        let id = id.ok_or_else(|| format!("the kernel's BTF has no `struct {s}`"))?;
         self.member(id, member)
             .ok_or_else(|| format!("the kernel's BTF has no `{member}` in `struct {s}`"))
     }
@@ -176,17 +173,22 @@ impl Btf {
 /// The layout from BTF bytes.
 pub fn layout_from(bytes: &[u8]) -> Result<TaskLayout, String> {
     let btf = Btf::parse(bytes).ok_or("the kernel's BTF cannot be parsed")?;
+    let (task, cred, mm) = (
+        btf.find_struct("task_struct"),
+        btf.find_struct("cred"),
+        btf.find_struct("mm_struct"),
+    );
     Ok(TaskLayout {
-        task_real_parent: btf.field("task_struct", "real_parent")?,
-        task_tgid: btf.field("task_struct", "tgid")?,
-        task_cred: btf.field("task_struct", "cred")?,
-        task_mm: btf.field("task_struct", "mm")?,
-        cred_euid: btf.field("cred", "euid")?,
-        cred_egid: btf.field("cred", "egid")?,
-        mm_arg_start: btf.field("mm_struct", "arg_start")?,
-        mm_arg_end: btf.field("mm_struct", "arg_end")?,
-        mm_env_start: btf.field("mm_struct", "env_start")?,
-        mm_env_end: btf.field("mm_struct", "env_end")?,
+        task_real_parent: btf.field(task, "task_struct", "real_parent")?,
+        task_tgid: btf.field(task, "task_struct", "tgid")?,
+        task_cred: btf.field(task, "task_struct", "cred")?,
+        task_mm: btf.field(task, "task_struct", "mm")?,
+        cred_euid: btf.field(cred, "cred", "euid")?,
+        cred_egid: btf.field(cred, "cred", "egid")?,
+        mm_arg_start: btf.field(mm, "mm_struct", "arg_start")?,
+        mm_arg_end: btf.field(mm, "mm_struct", "arg_end")?,
+        mm_env_start: btf.field(mm, "mm_struct", "env_start")?,
+        mm_env_end: btf.field(mm, "mm_struct", "env_end")?,
     })
 }
 
@@ -231,8 +233,11 @@ mod tests {
         b.extend(&types);
         b.extend(strings);
         let btf = Btf::parse(&b).unwrap();
-        assert_eq!(btf.field("task_struct", "tgid"), Ok(8));
-        assert_eq!(btf.field("task_struct", "pad"), Ok(0));
-        assert!(btf.field("task_struct", "mm").is_err());
+        let task = btf.find_struct("task_struct");
+        assert_eq!(task, Some(3));
+        assert_eq!(btf.field(task, "task_struct", "tgid"), Ok(8));
+        assert_eq!(btf.field(task, "task_struct", "pad"), Ok(0));
+        assert!(btf.field(task, "task_struct", "mm").is_err());
+        assert!(btf.find_struct("cred").is_none());
     }
 }

@@ -30,6 +30,7 @@ pub fn program_kind(l: &LifecycleSite) -> (ProgramKind, Attach) {
         Attach::RawTracepoint {
             name: name.into(),
             tgids: None,
+            target_only: false,
         },
     )
 }

@@ -4,9 +4,10 @@
 //! The uprobe links carry no pid filter for the target, since the kernel's filter
 //! covers one process and never its children. Instead each program starts by
 //! checking that the current process is the target (the config slot) or one of its
-//! descendants, kept in the `target_tree` map: a program on `sched_process_fork` adds
-//! the child of any member, one on `sched_process_exit` removes a member whose main
-//! thread exits. Without a target every process passes.
+//! descendants, kept in the `target_tree` map by a program on `sched_process_fork`:
+//! the child of a member joins, and a process any other parent forks leaves (its pid
+//! was a member's, now reused). Members stay after they exit, so `.end` probes see
+//! them. Without a target every process passes.
 
 use super::codegen::{Gen, Shared, KEY_SLOT};
 use super::emit::Emitter;
@@ -76,10 +77,9 @@ impl Gen<'_, '_> {
     }
 }
 
-/// The programs that keep the tree, once some program reads it: on fork, a member's
-/// child joins; on exit of its main thread, a member leaves (so a recycled pid is not
-/// mistaken for it). Without the kernel's `task_struct` layout the children cannot be
-/// named, and only the target itself is traced.
+/// The program that keeps the tree, once some program reads it. Without the kernel's
+/// `task_struct` layout the children cannot be named, and only the target itself is
+/// traced.
 pub fn companions(sh: &mut Shared, programs: &mut Vec<ProgramSpec>) {
     let (Some(i), Some(span)) = (
         sh.maps.iter().position(|m| m.name == TREE_MAP),
@@ -97,9 +97,6 @@ pub fn companions(sh: &mut Shared, programs: &mut Vec<ProgramSpec>) {
             programs.push(p);
         }
     }
-    if let Some(p) = exit_program(sh, tree, span) {
-        programs.push(p);
-    }
 }
 
 fn raw_tp(name: &str, insns: Vec<Insn>, notes: Vec<SourceNote>) -> ProgramSpec {
@@ -110,6 +107,7 @@ fn raw_tp(name: &str, insns: Vec<Insn>, notes: Vec<SourceNote>) -> ProgramSpec {
         attach: Attach::RawTracepoint {
             name: name.into(),
             tgids: None,
+            target_only: true,
         },
         insns,
         notes,
@@ -117,11 +115,13 @@ fn raw_tp(name: &str, insns: Vec<Insn>, notes: Vec<SourceNote>) -> ProgramSpec {
     }
 }
 
-/// `sched_process_fork(parent, child)`, run by the parent: a member's child joins.
+/// `sched_process_fork(parent, child)`, run by the parent: a member's child joins, any
+/// other child leaves (a new thread repeats its parent's tgid, and stays as it was).
 fn fork_program(sh: &Shared, tree: MapId, task_tgid: u32, span: Span) -> Option<ProgramSpec> {
     let mut e = Emitter::default();
     e.note(sh.sources, span);
     let out = e.label();
+    let known = e.label();
     let member = e.label();
     e.emit(Insn::mov64_reg(R6, R1));
     e.emit(Insn::st_mem(
@@ -137,17 +137,20 @@ fn fork_program(sh: &Shared, tree: MapId, task_tgid: u32, span: Span) -> Option<
     e.jmp_imm(Cond::Eq, R0, 0, out);
     e.emit(Insn::ldx_mem(Size::DW, R7, R0, 0));
     e.jmp_imm(Cond::Eq, R7, 0, out);
+    // r8 = whether the parent is a member.
+    e.emit(Insn::mov64_imm(R8, 1));
     e.emit(Insn::call(Helper::GetCurrentPidTgid));
     e.emit(Insn::alu64_imm(AluOp::Rsh, R0, 32));
-    e.jmp_reg(Cond::Eq, R0, R7, member);
+    e.jmp_reg(Cond::Eq, R0, R7, known);
     e.emit(Insn::stx_mem(Size::W, R10, R0, KEY_SLOT));
     e.emit2(Insn::ld_map_fd(R1, tree));
     e.emit(Insn::mov64_reg(R2, R10));
     e.emit(Insn::add64_imm(R2, KEY_SLOT as i32));
     e.emit(Insn::call(Helper::MapLookupElem));
-    e.jmp_imm(Cond::Eq, R0, 0, out);
-    e.bind(member);
-    // The child's tgid, from `child->tgid`; a new thread repeats its parent's.
+    e.jmp_imm(Cond::Ne, R0, 0, known);
+    e.emit(Insn::mov64_imm(R8, 0));
+    e.bind(known);
+    // The child's tgid, from `child->tgid`.
     e.emit(Insn::ldx_mem(Size::DW, R3, R6, 8));
     e.emit(Insn::add64_imm(R3, task_tgid as i32));
     e.emit(Insn::mov64_reg(R1, R10));
@@ -155,10 +158,14 @@ fn fork_program(sh: &Shared, tree: MapId, task_tgid: u32, span: Span) -> Option<
     e.emit(Insn::mov64_imm(R2, 4));
     e.emit(Insn::call(Helper::ProbeReadKernel));
     e.jmp_imm(Cond::Ne, R0, 0, out);
-    e.emit(Insn::st_mem(Size::DW, R10, KEY_SLOT - 8, 1));
     e.emit2(Insn::ld_map_fd(R1, tree));
     e.emit(Insn::mov64_reg(R2, R10));
     e.emit(Insn::add64_imm(R2, KEY_SLOT as i32));
+    e.jmp_imm(Cond::Ne, R8, 0, member);
+    e.emit(Insn::call(Helper::MapDeleteElem));
+    e.goto(out);
+    e.bind(member);
+    e.emit(Insn::st_mem(Size::DW, R10, KEY_SLOT - 8, 1));
     e.emit(Insn::mov64_reg(R3, R10));
     e.emit(Insn::add64_imm(R3, KEY_SLOT as i32 - 8));
     e.emit(Insn::mov64_imm(R4, 0));
@@ -168,27 +175,4 @@ fn fork_program(sh: &Shared, tree: MapId, task_tgid: u32, span: Span) -> Option<
     e.emit(Insn::exit());
     let (insns, notes) = e.finish().ok()?;
     Some(raw_tp("sched_process_fork", insns, notes))
-}
-
-/// `sched_process_exit`, run by each exiting thread: the main thread's exit removes
-/// its process.
-fn exit_program(sh: &Shared, tree: MapId, span: Span) -> Option<ProgramSpec> {
-    let mut e = Emitter::default();
-    e.note(sh.sources, span);
-    let out = e.label();
-    e.emit(Insn::call(Helper::GetCurrentPidTgid));
-    e.emit(Insn::mov64_reg(R1, R0));
-    e.emit(Insn::alu64_imm(AluOp::Rsh, R1, 32));
-    e.emit(Insn::alu32_reg(AluOp::Mov, R0, R0));
-    e.jmp_reg(Cond::Ne, R0, R1, out);
-    e.emit(Insn::stx_mem(Size::W, R10, R1, KEY_SLOT));
-    e.emit2(Insn::ld_map_fd(R1, tree));
-    e.emit(Insn::mov64_reg(R2, R10));
-    e.emit(Insn::add64_imm(R2, KEY_SLOT as i32));
-    e.emit(Insn::call(Helper::MapDeleteElem));
-    e.bind(out);
-    e.emit(Insn::mov64_imm(R0, 0));
-    e.emit(Insn::exit());
-    let (insns, notes) = e.finish().ok()?;
-    Some(raw_tp("sched_process_exit", insns, notes))
 }
