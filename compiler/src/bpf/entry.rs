@@ -298,13 +298,17 @@ impl<'a> Gen<'a, '_> {
         l: &EntryLayout,
     ) -> Result<super::codegen::Body, Vec<Diagnostic>> {
         self.program_start(probe.span);
-        self.tree_filter();
         self.locals = self.alloc_locals(&probe.locals);
         let rec = self.scratch.alloc(l.size) as i16;
         // The slot pointer survives the evaluation in a frame slot.
         let spill = frame_off(self.frame.alloc(8), 8);
         let done = self.e.label();
         let have = self.e.label();
+        // A thread with storage passed the target's tree check when it was made, so
+        // only a thread's first call checks (see `tree.rs`).
+        self.task_storage(l, false);
+        self.e.jmp_imm(Cond::Ne, R0, 0, have);
+        self.tree_filter();
         self.task_storage(l, true);
         self.e.jmp_imm(Cond::Ne, R0, 0, have);
         self.raise(NO_ENTRY_STORAGE, probe.span, None);
