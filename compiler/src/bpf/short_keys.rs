@@ -100,7 +100,7 @@ pub(super) struct KeyAt {
 }
 
 /// The element callback: emits code for the element's map and key.
-type Body<'b, 'g, 'a, 's> = &'b mut dyn FnMut(&mut Gen<'a, 's>, MapId, KeyAt) -> R<()>;
+type Body<'b, 'a, 's> = &'b mut dyn FnMut(&mut Gen<'a, 's>, MapId, KeyAt) -> R<()>;
 
 impl<'a, 's> Gen<'a, 's> {
     /// Emits `body` for the element `g[keys]`, once per map it may live in (see
@@ -113,7 +113,7 @@ impl<'a, 's> Gen<'a, 's> {
         g: GlobalId,
         keys: &[Expr],
         span: Span,
-        body: Body<'_, '_, 'a, 's>,
+        body: Body<'_, 'a, 's>,
     ) -> R<()> {
         let spec = &self.sh.globals[g.0 as usize];
         let lone = match (&spec.short, keys) {
@@ -151,7 +151,8 @@ impl<'a, 's> Gen<'a, 's> {
         self.read_user_str(dst, addr, None);
         let ok = self.e.label();
         self.e.jmp_imm(Cond::Sge, R0, 0, ok);
-        self.raise(USER_STRING_FAULT, span, Some(addr));
+        // Where the full read would say it: at the `user_string` call.
+        self.raise(USER_STRING_FAULT, keys[0].span, Some(addr));
         self.e.bind(ok);
         let long = self.e.label();
         let join = self.e.label();
@@ -182,12 +183,7 @@ impl<'a, 's> Gen<'a, 's> {
     /// every string field fits (copying the fields into the short layout when there
     /// are several), else the full one; both arms join after `body`, so what `body`
     /// leaves in r0 is the result either way.
-    pub(super) fn per_key_map(
-        &mut self,
-        g: GlobalId,
-        key: i16,
-        body: Body<'_, '_, 'a, 's>,
-    ) -> R<()> {
+    pub(super) fn per_key_map(&mut self, g: GlobalId, key: i16, body: Body<'_, 'a, 's>) -> R<()> {
         let spec = self.sh.globals[g.0 as usize].clone();
         let full = KeyAt { base: R7, off: key };
         let Some(short) = spec.short else {
