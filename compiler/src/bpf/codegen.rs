@@ -723,19 +723,7 @@ impl<'a, 'b> Gen<'a, 'b> {
 
     /// Sends a header-only record (e.g. `exit()`); counts it as lost when the buffer is full.
     pub fn header_record(&mut self, id: EventId) {
-        let done = self.e.label();
-        let lost = self.e.label();
-        self.reserve(RECORD_HEADER);
-        self.e.jmp_imm(Cond::Eq, R0, 0, lost);
-        self.e.emit(Insn::st_mem(Size::W, R0, 0, id.0 as i32));
-        self.e.emit(Insn::st_mem(Size::W, R0, 4, 0));
-        self.e.emit(Insn::mov64_reg(R1, R0));
-        self.e.emit(Insn::mov64_imm(R2, 0));
-        self.e.emit(Insn::call(Helper::RingbufSubmit));
-        self.e.goto(done);
-        self.e.bind(lost);
-        self.bump_counter(Counter::LostRecords);
-        self.e.bind(done);
+        self.record(id, RECORD_HEADER, |_| {});
     }
 
     /// r0 = `bpf_ringbuf_reserve(ringbuf, size, 0)`.

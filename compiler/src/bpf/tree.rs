@@ -55,17 +55,18 @@ impl Gen<'_, '_> {
         let exit = self.exit_label;
         let member = self.e.label();
         let m = self.frame.mark();
-        let tgid = self.temp();
-        self.e.emit(Insn::call(Helper::GetCurrentPidTgid));
-        self.e.emit(Insn::alu64_imm(AluOp::Rsh, R0, 32));
-        self.e.emit(Insn::stx_mem(Size::DW, R10, R0, tgid));
+        let target = self.temp();
+        // The target first: without one, every process passes and no helper is called.
         self.lookup_u32(self.sh.config, ConfigSlot::TargetPid as u32);
         self.e.jmp_imm(Cond::Eq, R0, 0, member);
         self.e.emit(Insn::ldx_mem(Size::DW, R1, R0, 0));
         self.e.jmp_imm(Cond::Eq, R1, 0, member);
-        self.e.emit(Insn::ldx_mem(Size::DW, R2, R10, tgid));
-        self.e.jmp_reg(Cond::Eq, R1, R2, member);
-        self.e.emit(Insn::stx_mem(Size::W, R10, R2, KEY_SLOT));
+        self.e.emit(Insn::stx_mem(Size::DW, R10, R1, target));
+        self.e.emit(Insn::call(Helper::GetCurrentPidTgid));
+        self.e.emit(Insn::alu64_imm(AluOp::Rsh, R0, 32));
+        self.e.emit(Insn::ldx_mem(Size::DW, R1, R10, target));
+        self.e.jmp_reg(Cond::Eq, R0, R1, member);
+        self.e.emit(Insn::stx_mem(Size::W, R10, R0, KEY_SLOT));
         let span = self.hir().probes[self.probe.probe].span;
         let map = self.sh.tree_map(span);
         self.e.emit2(Insn::ld_map_fd(R1, map));

@@ -185,28 +185,7 @@ impl Types<'_> {
 
     /// Element count of the first dimension; later dimensions fold into the stride.
     fn array_count(&self, t: TypeRef) -> Option<u64> {
-        let unit = self.unit(t);
-        let mut tree = unit.entries_tree(Some(t.1)).ok()?;
-        let root = tree.root().ok()?;
-        let mut children = root.children();
-        while let Ok(Some(child)) = children.next() {
-            let e = child.entry();
-            if e.tag != dw::DW_TAG_subrange_type {
-                continue;
-            }
-            if let Some(c) = e.attr_value(dw::DW_AT_count).and_then(|v| udata(&v)) {
-                return Some(c);
-            }
-            let upper = e
-                .attr_value(dw::DW_AT_upper_bound)
-                .and_then(|v| udata(&v))?;
-            let lower = e
-                .attr_value(dw::DW_AT_lower_bound)
-                .and_then(|v| udata(&v))
-                .unwrap_or(0);
-            return Some(upper + 1 - lower);
-        }
-        None
+        self.array_counts(t).into_iter().next().flatten()
     }
 
     /// The element count of every dimension of an array, outermost first.

@@ -113,27 +113,18 @@ impl Walker<'_> {
             }
         };
         let binary = other.as_ref().unwrap_or(self.binary);
-        if let Some(p) = t.pretty {
-            let full = p == hir::Pretty::Deep;
-            return match binary.pretty_path(self.site, retprobe, &path, full) {
-                Ok(plan) => {
+        let planned = match t.pretty {
+            Some(p) => binary
+                .pretty_path(self.site, retprobe, &path, p == hir::Pretty::Deep)
+                .map(|plan| {
                     self.probe.pretty.insert(e.id, plan);
-                    true
-                }
-                Err(err) => {
-                    if report {
-                        let span = err.step.map_or(t.span, |s| accessor_span(t, s));
-                        self.errors.push(Diagnostic::error(err.message, span));
-                    }
-                    false
-                }
-            };
-        }
-        match binary.plan(self.site, retprobe, &path) {
-            Ok(plan) => {
+                }),
+            None => binary.plan(self.site, retprobe, &path).map(|plan| {
                 self.probe.targets.insert(e.id, plan);
-                true
-            }
+            }),
+        };
+        match planned {
+            Ok(()) => true,
             Err(err) => {
                 if report {
                     let span = err.step.map_or(t.span, |s| accessor_span(t, s));
